@@ -1,0 +1,1 @@
+"""Chain side of PMSR market: contracts, Anvil, deployment, transactions and events."""
