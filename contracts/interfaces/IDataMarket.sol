@@ -120,7 +120,13 @@ interface IDataMarket {
     // Errors
     // ---------------------------------------------------------------------------------------------
 
+    /// @notice A constructor argument is outside `[minimum, maximum]`; `position` is its 0-based
+    /// place in the constructor's argument list.
+    error InvalidConstructorArgument(uint256 position, uint256 value, uint256 minimum, uint256 maximum);
+
     error StakeTooLow(uint256 provided, uint256 minimum);
+    /// @notice The stake after a deposit would exceed what the stake's storage field holds
+    /// (2^88 - 1 wei for owners, 2^128 - 1 wei for aggregators); `provided` is that total.
     error StakeTooLarge(uint256 provided, uint256 maximum);
     error OwnerAlreadyRegistered(address owner);
     error OwnerNotRegistered(address owner);
@@ -139,12 +145,15 @@ interface IDataMarket {
     error ZeroAmount();
 
     error QueryNotFound(uint256 queryId);
+    /// @notice `expected` is the status the call needs; `releaseBudget` names `Cancelled` and also
+    /// accepts `Failed`, and `refund` names `Published` and also accepts `Cancelled` and `Failed`.
     error WrongQueryStatus(uint256 queryId, QueryStatus actual, QueryStatus expected);
     error InvalidAggregatorCount(uint256 count, uint256 minimum, uint256 maximum);
     error DuplicateAggregator(address aggregator);
     error InvalidOutputLength(uint256 length, uint256 maximum);
     error InvalidOwnerBounds(uint256 minOwners, uint256 maxOwners);
     error EncodedBoundTooLarge(uint256 maxOwners, uint256 maxAbsEncoded);
+    error ZeroEncodedBound();
     error InvalidTemplate(uint256 templateId);
     error InvalidDeadlines(
         uint256 acceptDeadline, uint256 submitDeadline, uint256 commitDeadline, uint256 revealDeadline, uint256 now_
