@@ -49,7 +49,7 @@ KEY_FILE_VERSION = 1
 _KEY_FILE_TYPE = "pmsr-aggregator-x25519"
 
 # scrypt cost of new key files: 2**18 with r = 8 is geth's "standard" keystore setting. It needs
-# 256 MiB and took 0.7 s to unlock on one AMD EPYC core (cryptography 46). Lower values suit only
+# 256 MiB and took 0.7 s to unlock on one AMD EPYC core (cryptography 50). Lower values suit only
 # test keys, because they make offline passphrase guessing cheaper.
 DEFAULT_SCRYPT_N = 2**18
 MIN_SCRYPT_N = 2**10

@@ -237,7 +237,7 @@ def test_from_le_bytes_little_endian_and_writable():
     assert words.flags.writeable
 
 
-def test_to_le_bytes_reads_signed_input_as_twos_complement():
+def test_to_le_bytes_signed_twos_complement():
     assert to_le_bytes(np.array([-1], dtype=np.int64)) == b"\xff" * 8
 
 
