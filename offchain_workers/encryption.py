@@ -84,7 +84,7 @@ class ShareContext:
     market: bytes
     query_id: int
     owner: bytes
-    _aad_prefix: bytes = field(repr=False, compare=False)
+    _aad_prefix: bytes = field(init=False, repr=False, compare=False)
 
     def __init__(self, chain_id: int, market: bytes | str, query_id: int, owner: bytes | str) -> None:
         chain = _validate_uint256(chain_id, "chain_id")

@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import hmac
 
@@ -373,6 +374,13 @@ def test_context_accepts_lowercase_and_bytes():
     assert from_string == from_bytes
     assert from_string.market_address == MARKET
     assert from_string.owner_address == OWNER
+
+
+def test_context_replace_rebuilds_aad(context):
+    replaced = dataclasses.replace(context, query_id=8)
+
+    assert replaced.aad(0) == ShareContext(31337, MARKET, 8, OWNER).aad(0)
+    assert replaced.aad(0) != context.aad(0)
 
 
 def test_context_rejects_bad_checksum():
