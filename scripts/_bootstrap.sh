@@ -17,7 +17,9 @@ fi
 
 # A stamp holding the hash of the install inputs makes reinstalling happen only when they change.
 python_stamp=".venv/.pmsr-install-stamp"
-python_inputs_hash="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+# The package list is part of the hash because an editable install maps only the packages that
+# existed when it ran.
+python_inputs_hash="$( (cat pyproject.toml; ls -d -- */__init__.py) | sha256sum | cut -d' ' -f1)"
 if [ ! -x .venv/bin/python ]; then
     echo "==> creating .venv"
     "$python_bin" -m venv .venv
