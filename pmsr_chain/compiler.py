@@ -182,7 +182,19 @@ def collect_sources(root: Path | None = None) -> dict[str, str]:
     return sources
 
 
+_version_cache: dict[tuple[str, int], str] = {}
+
+
 def _compiler_version(solc_path: Path) -> str:
+    # Running the shim costs about a second of Node.js start-up, so the answer is kept per process
+    # for as long as the executable file is unchanged.
+    key = (str(solc_path.resolve()), solc_path.stat().st_mtime_ns)
+    if key not in _version_cache:
+        _version_cache[key] = _read_compiler_version(solc_path)
+    return _version_cache[key]
+
+
+def _read_compiler_version(solc_path: Path) -> str:
     try:
         output = subprocess.run(
             [str(solc_path), "--version"], capture_output=True, text=True, check=True, timeout=120
