@@ -1,0 +1,120 @@
+"""Running a spec's map on an owner's table, and post-processing the reduced result.
+
+The owner side runs `map_owner_data(spec, table)`. It filters the rows, keeps the rows the template
+can use and takes the first `contributionBound` of them. It maps those to a real vector of length L,
+clips each coordinate to the spec's bounds and encodes the vector in Z_2^64. The clip and the row bound are what make
+the DP sensitivity true, so they run here on the owner's machine.
+
+The analyst side runs `postprocess(spec, decoded)` on the reduced vector, decoded to reals.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from .encoding import encode_fixed
+from .errors import TemplateError
+from .spec import QuerySpec
+from .tables import column_kinds
+from .templates import RAW_POSTPROCESS
+
+__all__ = ["select_rows", "map_owner_values", "map_owner_data", "postprocess"]
+
+logger = logging.getLogger(__name__)
+
+
+def select_rows(spec: QuerySpec, table: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows the map uses: filtered, usable for the template, at most `contributionBound`.
+
+    The rows kept are the first ones in table order, so the same table always gives the same output.
+
+    Raises:
+        SpecError: the table lacks a column the spec needs, or a column has the wrong kind.
+        FilterSyntaxError: the filter names an unknown column or mixes kinds.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TemplateError(f"expected a pandas DataFrame, got {type(table).__name__}; load files with tables.load_table")
+    spec.check_columns(column_kinds(table))
+
+    rows = table
+    if spec.row_filter is not None:
+        rows = rows.loc[spec.row_filter.evaluate(rows)]
+    usable = spec.template_impl.usable_rows(spec.params, rows)
+    rows = rows.loc[usable]
+    selected = rows.iloc[: spec.contribution_bound]
+    logger.debug(
+        "template %s: %d rows, %d pass the filter and are usable, %d kept under contributionBound %d",
+        spec.template,
+        len(table),
+        len(rows),
+        len(selected),
+        spec.contribution_bound,
+    )
+    return selected
+
+
+def map_owner_values(spec: QuerySpec, table: pd.DataFrame) -> NDArray[np.float64]:
+    """Return one owner's real output vector of length L, clipped per coordinate.
+
+    Raises:
+        SpecError, FilterSyntaxError: as `select_rows`.
+        TemplateError: the map produced a non-finite value.
+    """
+    rows = select_rows(spec, table)
+    values = spec.template_impl.map_rows(spec.params, rows)
+    if values.shape != (spec.output_length,):
+        raise TemplateError(f"template {spec.template} returned {values.shape[0]} values, expected {spec.output_length}")
+    if not np.all(np.isfinite(values)):
+        raise TemplateError(f"template {spec.template} produced a non-finite value; check the table for infinite entries")
+    low, high = _clip_arrays(spec)
+    return np.clip(values, low, high)
+
+
+def map_owner_data(spec: QuerySpec, table: pd.DataFrame) -> NDArray[np.uint64]:
+    """Return one owner's encoded output: `map_owner_values` in fixed point, ready to be split into shares.
+
+    Every word is at most `spec.max_abs_encoded` in signed magnitude.
+    """
+    values = map_owner_values(spec, table)
+    return encode_fixed(values, spec.fractional_bits, max_abs=spec.max_abs_encoded)
+
+
+def postprocess(spec: QuerySpec, decoded: ArrayLike) -> dict[str, Any]:
+    """Turn the reduced, decoded vector into the analyst's result, as the spec's `postprocess` field selects.
+
+    `raw` returns `{"schema": [...], "values": [...]}`; each template's own post-processing is
+    described in its module.
+
+    Raises:
+        TemplateError: the vector has the wrong length, or the template cannot compute a result
+            (`SingularMatrixError` for a regression without a unique solution).
+    """
+    values = np.asarray(decoded, dtype=np.float64)
+    if values.shape != (spec.output_length,):
+        raise TemplateError(f"result vector has shape {values.shape}, but the spec declares {spec.output_length} values")
+    if spec.postprocess == RAW_POSTPROCESS:
+        return {"schema": list(spec.schema), "values": [float(value) for value in values]}
+    return spec.template_impl.postprocess(spec.params, spec.postprocess, values)
+
+
+def _clip_arrays(spec: QuerySpec) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    low = np.array([_float_toward_zero(bound) for bound, _ in spec.clip_bounds], dtype=np.float64)
+    high = np.array([_float_toward_zero(bound) for _, bound in spec.clip_bounds], dtype=np.float64)
+    return low, high
+
+
+def _float_toward_zero(value: Fraction) -> float:
+    """Return the float nearest to `value` whose magnitude is not above |value|.
+
+    A clipped value then never encodes beyond `max_abs_encoded`, which uses the exact bound.
+    """
+    result = float(value)
+    if abs(Fraction(result)) > abs(value):
+        result = float(np.nextafter(result, 0.0))
+    return result
