@@ -31,24 +31,24 @@ abstract contract Aggregation is MarketStorage {
     /// @inheritdoc IDataMarket
     function revealAggregate(uint256 queryId, uint64[] calldata share, bytes32 salt) external {
         Query storage q = _queries[queryId];
-        QueryState memory state = q.state;
-        _requireStatus(queryId, state.status, QueryStatus.Open);
+        _requireStatus(queryId, q.state.status, QueryStatus.Open);
         Assignment storage assignment = _assignment(queryId);
         if (!assignment.committed) revert NotCommitted(queryId, msg.sender);
         if (assignment.revealed) revert AlreadyRevealed(queryId, msg.sender);
-        if (state.committedCount < state.aggregatorCount) {
-            revert NotAllCommitted(queryId, state.committedCount, state.aggregatorCount);
+        uint256 aggregatorCount = q.state.aggregatorCount;
+        if (q.state.committedCount < aggregatorCount) {
+            revert NotAllCommitted(queryId, q.state.committedCount, aggregatorCount);
         }
         uint256 deadline = q.schedule.revealDeadline;
         if (block.timestamp > deadline) revert DeadlinePassed(queryId, deadline, block.timestamp);
-        if (share.length != state.outputLength) revert WrongShareLength(share.length, state.outputLength);
+        if (share.length != q.state.outputLength) revert WrongShareLength(share.length, q.state.outputLength);
         bytes32 actual = keccak256(abi.encode(queryId, msg.sender, share, salt));
         if (actual != assignment.commitment) {
             revert CommitmentMismatch(queryId, msg.sender, assignment.commitment, actual);
         }
 
         assignment.revealed = true;
-        uint8 revealed = state.revealedCount + 1;
+        uint8 revealed = q.state.revealedCount + 1;
         q.state.revealedCount = revealed;
         if (revealed == 1) {
             q.aggregateSum = share;
@@ -57,7 +57,7 @@ abstract contract Aggregation is MarketStorage {
         }
         emit AggregateRevealed(queryId, msg.sender, share);
 
-        if (revealed == state.aggregatorCount) {
+        if (revealed == aggregatorCount) {
             q.state.status = QueryStatus.Published;
             _releaseAggregators(queryId, q);
             emit ResultPublished(queryId, q.aggregateSum, _includedOwners(q));
@@ -67,13 +67,13 @@ abstract contract Aggregation is MarketStorage {
     /// @inheritdoc IDataMarket
     function fail(uint256 queryId) external {
         Query storage q = _queries[queryId];
-        QueryState memory state = q.state;
-        if (state.status == QueryStatus.None) revert QueryNotFound(queryId);
-        if (state.status != QueryStatus.Open) revert NothingToFail(queryId);
+        QueryStatus status = q.state.status;
+        if (status == QueryStatus.None) revert QueryNotFound(queryId);
+        if (status != QueryStatus.Open) revert NothingToFail(queryId);
         // With too few owners no aggregator could commit, so the query is cancelled, not failed.
         uint256 included = _includedOwners(q);
         if (included < q.schedule.minOwners) revert TooFewOwners(queryId, included, q.schedule.minOwners);
-        bool commitMissed = state.committedCount < state.aggregatorCount;
+        bool commitMissed = q.state.committedCount < q.state.aggregatorCount;
         uint256 deadline = commitMissed ? q.schedule.commitDeadline : q.schedule.revealDeadline;
         if (block.timestamp <= deadline) revert NotYetDue(queryId, deadline, block.timestamp);
 

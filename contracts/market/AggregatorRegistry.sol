@@ -78,7 +78,7 @@ abstract contract AggregatorRegistry is MarketStorage, ReentrancyGuard {
 
     /// @inheritdoc IDataMarket
     function aggregatorInfo(address aggregator) external view returns (AggregatorInfo memory info) {
-        AggregatorRecord memory record = _aggregators[aggregator];
+        AggregatorRecord storage record = _aggregators[aggregator];
         info.stake = record.stake;
         info.encryptionKey = _encryptionKeys[aggregator];
         info.openQueries = record.openQueries;

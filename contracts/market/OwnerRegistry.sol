@@ -82,7 +82,7 @@ abstract contract OwnerRegistry is MarketStorage, ReentrancyGuard {
 
     /// @inheritdoc IDataMarket
     function ownerInfo(address owner) external view returns (OwnerInfo memory info) {
-        OwnerRecord memory record = _owners[owner];
+        OwnerRecord storage record = _owners[owner];
         info.stake = record.stake;
         info.policy = _policies[owner];
         info.epsilonUsed = record.epsilonUsed;

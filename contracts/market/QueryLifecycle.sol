@@ -226,7 +226,7 @@ abstract contract QueryLifecycle is MarketStorage {
         uint256 count = aggregators.length;
         for (uint256 i; i < count; ++i) {
             address aggregatorAddress = aggregators[i];
-            AggregatorRecord memory aggregator = _aggregators[aggregatorAddress];
+            AggregatorRecord storage aggregator = _aggregators[aggregatorAddress];
             if (!aggregator.registered) revert AggregatorNotRegistered(aggregatorAddress);
             if (aggregator.exitRequestedAt != 0) {
                 revert AggregatorExiting(aggregatorAddress, aggregator.exitRequestedAt);

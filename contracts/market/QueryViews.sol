@@ -10,13 +10,13 @@ abstract contract QueryViews is MarketStorage {
     /// @inheritdoc IDataMarket
     function queryInfo(uint256 queryId) external view returns (QueryInfo memory info) {
         Query storage q = _existingQuery(queryId);
-        QueryState memory state = q.state;
-        QuerySchedule memory schedule = q.schedule;
+        QueryState storage state = q.state;
+        QuerySchedule storage schedule = q.schedule;
 
         info.analyst = q.terms.analyst;
         info.status = state.status;
         info.specHash = q.specHash;
-        info.params = _params(q);
+        info.params = _params(q, state, schedule);
         info.acceptedCount = state.acceptedCount;
         info.submittedCount = state.submittedCount;
         info.excludedCount = schedule.excludedCount;
@@ -41,7 +41,7 @@ abstract contract QueryViews is MarketStorage {
         returns (AggregatorQueryState memory state)
     {
         _existingQuery(queryId);
-        Assignment memory assignment = _assignments[queryId][aggregator];
+        Assignment storage assignment = _assignments[queryId][aggregator];
         state.accepted = assignment.accepted;
         state.committed = assignment.committed;
         state.revealed = assignment.revealed;
@@ -72,9 +72,11 @@ abstract contract QueryViews is MarketStorage {
         return CIPHERTEXT_OVERHEAD + BYTES_PER_COORDINATE * q.state.outputLength;
     }
 
-    function _params(Query storage q) private view returns (QueryParams memory params) {
-        QueryState memory state = q.state;
-        QuerySchedule memory schedule = q.schedule;
+    function _params(Query storage q, QueryState storage state, QuerySchedule storage schedule)
+        private
+        view
+        returns (QueryParams memory params)
+    {
         params.templateId = state.templateId;
         params.outputLength = state.outputLength;
         params.epsilon = state.epsilon;
