@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from .encoding import encode_fixed
 from .errors import TemplateError
 from .spec import QuerySpec
-from .tables import column_kinds
+from .tables import column_kind
 from .templates import RAW_POSTPROCESS
 
 __all__ = ["select_rows", "map_owner_values", "map_owner_data", "postprocess"]
@@ -40,7 +40,7 @@ def select_rows(spec: QuerySpec, table: pd.DataFrame) -> pd.DataFrame:
     """
     if not isinstance(table, pd.DataFrame):
         raise TemplateError(f"expected a pandas DataFrame, got {type(table).__name__}; load files with tables.load_table")
-    spec.check_columns(column_kinds(table))
+    spec.check_columns(_used_column_kinds(spec, table))
 
     rows = table
     if spec.row_filter is not None:
@@ -101,6 +101,21 @@ def postprocess(spec: QuerySpec, decoded: ArrayLike) -> dict[str, Any]:
     if spec.postprocess == RAW_POSTPROCESS:
         return {"schema": list(spec.schema), "values": [float(value) for value in values]}
     return spec.template_impl.postprocess(spec.params, spec.postprocess, values)
+
+
+def _used_column_kinds(spec: QuerySpec, table: pd.DataFrame) -> dict[str, str]:
+    """Return column kinds for the check, classifying only the columns the spec reads.
+
+    Classifying a text column scans it, so the other columns are listed by name as `other`.
+    """
+    used = {use.column for use in spec.template_impl.column_uses(spec.params)}
+    if spec.row_filter is not None:
+        used.update(spec.row_filter.columns)
+    return {
+        name: column_kind(table[name]) if name in used else "other"
+        for name in table.columns
+        if isinstance(name, str)
+    }
 
 
 def _clip_arrays(spec: QuerySpec) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -4,7 +4,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offchain_workers.canonical_json import dump_canonical, load_strict
@@ -463,3 +463,57 @@ def test_decimal_text_round_trips(value):
     text = format_decimal(value)
     assert parse_decimal(text, "x") == Fraction(value)
     assert format_decimal(text) == text
+
+
+# --- robustness ---------------------------------------------------------------------------------
+
+json_leaves = st.one_of(
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.booleans(),
+    st.text(max_size=8),
+    st.sampled_from(["0", "-1.5", "wage", "identity", "log", "afam", "count"]),
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=8,
+)
+
+
+def replace_at(document, path, value):
+    """Return a copy of `document` with the item at `path` (keys and indexes) replaced by `value`."""
+    if not path:
+        return value
+    copy = list(document) if isinstance(document, list) else dict(document)
+    copy[path[0]] = replace_at(document[path[0]], path[1:], value)
+    return copy
+
+
+def item_paths(document, prefix=()):
+    yield prefix
+    if isinstance(document, dict):
+        for key, item in document.items():
+            yield from item_paths(item, (*prefix, key))
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            yield from item_paths(item, (*prefix, index))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(EXAMPLES)), st.data(), json_values)
+def test_mutated_spec_parses_or_raises_spec_error(template, data, value):
+    document = example_spec(template).to_dict()
+    path = data.draw(st.sampled_from(list(item_paths(document))))
+    mutated = replace_at(document, path, value)
+    try:
+        spec = QuerySpec.from_dict(mutated)
+    except SpecError:
+        return
+    assert QuerySpec.from_json_bytes(spec.to_json_bytes()) == spec
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64))
+def test_arbitrary_bytes_raise_spec_error(data):
+    with pytest.raises(SpecError):
+        QuerySpec.from_json_bytes(data)
