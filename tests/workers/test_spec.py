@@ -109,6 +109,16 @@ def test_shared_vector_canonical_and_hash():
     assert "0x" + spec_hash(data).hex() == vector["specHash"]
 
 
+def test_sum_spec_bytes_pinned():
+    spec = build_spec("sum", {"column": "x"}, clip=("-10", "10"), fractional_bits=16, contribution_bound=1,
+                      epsilon_millionths=1_000_000)
+    assert spec.to_json_bytes() == (
+        b'{"clip":[["-10","10"]],"contributionBound":1,"epsilon":1000000,"exact":false,"fractionalBits":16,'
+        b'"params":{"column":"x"},"postprocess":"sum","schema":["sum(x)"],"template":"sum","version":1}'
+    )
+    assert spec.hash.hex() == "4f092d845d9d74e11e2b211d2dc9d2edf756da3b1947dd1a3bc4e232ff9f9adf"
+
+
 def test_non_ascii_written_as_utf8():
     spec = example_spec("count", filter='name == "Zoë"')
     data = spec.to_json_bytes()
