@@ -48,7 +48,14 @@ class Database:
         """Return this thread's connection, opening it on first use."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None)
+            # Each connection serves only the thread that opened it; check_same_thread is off so that
+            # close() may release every connection from whichever thread shuts the service down.
+            connection = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
