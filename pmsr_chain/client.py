@@ -58,7 +58,7 @@ def aggregate_commitment(query_id: int, aggregator: str, share: Sequence[int], s
 
 @dataclass(frozen=True)
 class ProposedQuery:
-    """What `propose_query` returns: the new id, the on-chain spec hash and the receipt."""
+    """Result of `propose_query`: the new id, the on-chain spec hash and the receipt."""
 
     query_id: int
     spec_hash: bytes
@@ -357,7 +357,7 @@ class MarketClient:
         return int(self._view("complaintWindowEnd", [query_id], block))
 
     def query_result(self, query_id: int, block: int | str = "latest") -> tuple[int, ...]:
-        """The published result, coordinates modulo 2^64 (empty before publication)."""
+        """Return the published result, coordinates modulo 2^64 (empty before publication)."""
         return tuple(int(v) for v in self._view("queryResult", [query_id], block))
 
     def ciphertext_length(self, query_id: int, block: int | str = "latest") -> int:

@@ -186,7 +186,7 @@ _version_cache: dict[tuple[str, int], str] = {}
 
 
 def _compiler_version(solc_path: Path) -> str:
-    # Running the shim costs about a second of Node.js start-up, so the answer is kept per process
+    # Running the shim costs about a second of Node.js start-up, so the version is cached per process
     # for as long as the executable file is unchanged.
     key = (str(solc_path.resolve()), solc_path.stat().st_mtime_ns)
     if key not in _version_cache:
@@ -282,11 +282,19 @@ def _run_compiler(
     try:
         output = solcx.compile_standard(standard_input, solc_binary=solc_path, base_path=root, allow_paths=[root])
     except solcx.exceptions.SolcError as error:
-        raise CompilationError(f"solc failed on {len(sources)} sources:\n{error}") from error
+        raise CompilationError(f"solc failed on {len(sources)} sources:\n{_summarise(error.message)}") from error
     for entry in output.get("errors", []):
         if entry.get("severity") == "warning":
             logger.debug("solc warning: %s", entry.get("formattedMessage", entry.get("message")))
     return output
+
+
+def _summarise(message: str, max_lines: int = 40) -> str:
+    """Keep the first lines of the compiler's messages; missing-implementation notes run to pages."""
+    lines = message.splitlines()
+    if len(lines) <= max_lines:
+        return message
+    return "\n".join(lines[:max_lines] + [f"... {len(lines) - max_lines} more lines"])
 
 
 def _build(

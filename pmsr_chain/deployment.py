@@ -188,9 +188,9 @@ def _masked(code: bytes, ranges: tuple[tuple[int, int], ...]) -> bytes:
 def verify_deployment(w3: Web3, deployment: Deployment, artifact: ContractArtifact | None = None) -> None:
     """Check a manifest against the chain and the artifact; raise `ManifestMismatchError` on any difference.
 
-    Checks: the chain id; code at the address; the manifest's artifact hash against the current
-    artifact; the runtime code against the artifact's (immutables masked); the constructor
-    parameters against the contract's views.
+    It compares the chain id, checks that the address has code, and compares the manifest's
+    artifact hash with the current artifact. It then compares the runtime code with the
+    artifact's (immutables masked) and the constructor parameters with the contract's views.
     """
     artifact = artifact or load_artifact(deployment.contract)
     chain_id = int(rpc_request(w3, "eth_chainId", []), 16)

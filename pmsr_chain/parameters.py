@@ -23,7 +23,7 @@ class MarketParameters:
     - `min_owner_stake` (0.01 ether) prices a Sybil owner: higher stakes make it costlier for an
       analyst to surround one honest owner with owners it controls, but shut out small owners.
     - `min_aggregator_stake` (1 ether) and `slash_amount` (0.5 ether) make a missed commit or reveal
-      cost more than a typical fee; a slash larger than an aggregator's stake takes the whole stake.
+      cost more than a typical fee. A slash larger than an aggregator's stake takes the whole stake.
     - `unbonding_period` (7 days) keeps stakes slashable after an exit request.
     - `complaint_period` (1 hour) is the time aggregators get to decrypt every ciphertext and
       complain, and it delays every commit by that much.

@@ -41,7 +41,7 @@ def split_additive(values: Sequence[int], parts: int) -> list[list[int]]:
 
 
 def example_spec_json(output_length: int, template: str = "sum") -> bytes:
-    """A canonical spec (sorted keys, no spaces) for tests; its content is not interpreted on-chain."""
+    """Return a canonical spec (sorted keys, no spaces) for tests. The contract only hashes it."""
     spec = {
         "clip": [["-1000", "1000"]] * output_length,
         "contributionBound": 1,
@@ -102,7 +102,7 @@ class MarketHarness:
         return clients
 
     def default_policy(self, **overrides: int | bool) -> OwnerPolicy:
-        """A policy that joins any template at any price, with a budget of 100.0 epsilon."""
+        """Return a policy that joins any template at any price, with a budget of 100.0 epsilon."""
         policy = OwnerPolicy(
             min_price_per_query=0,
             epsilon_budget=100_000_000,

@@ -65,8 +65,8 @@ class FeePolicy:
 
     Doubling the base fee keeps a transaction valid through several full blocks of base-fee rises
     (each block can raise it by 12.5%). A chain without `baseFeePerGas` gets a legacy `gasPrice`
-    from `eth_gasPrice`. Quotes are reused for `refresh_seconds` to save a request per transaction;
-    a transaction rejected for a fee below the base fee is re-quoted and sent again.
+    from `eth_gasPrice`. Quotes are reused for `refresh_seconds` to save a request per transaction.
+    A transaction rejected for a fee below the base fee is re-quoted and sent again.
     """
 
     priority_fee_wei: int = 1 * GWEI
@@ -90,8 +90,8 @@ class SenderConfig:
     """Gas, confirmation and waiting settings of a `TransactionSender`.
 
     `confirmations` counts blocks after the one holding the transaction (0 suits Anvil's instant
-    mining; public chains want several). A transaction the node no longer knows while waiting is
-    broadcast again every `rebroadcast_seconds`.
+    mining; public chains want several). While waiting, a transaction the node no longer has in
+    its pool or chain is broadcast again every `rebroadcast_seconds`.
     """
 
     gas_margin: float = 0.2
@@ -193,13 +193,13 @@ class NonceManager:
         self._next: int | None = None
 
     def peek(self) -> int:
-        """Return the nonce the next transaction will use (the caller holds `lock`)."""
+        """Return the nonce the next transaction will use. The caller must hold `lock`."""
         if self._next is None:
             self._next = int(rpc_request(self.w3, "eth_getTransactionCount", [self.address, "pending"]), 16)
         return self._next
 
     def advance(self) -> None:
-        """Record that the nonce from `peek` was accepted by the node (the caller holds `lock`)."""
+        """Record that the node accepted the nonce from `peek`. The caller must hold `lock`."""
         assert self._next is not None
         self._next += 1
 
@@ -334,7 +334,10 @@ class TransactionSender:
             revert = revert_error_from_data(call.function, revert_data or b"", call.abi)
             logger.info("%s from %s would revert at estimation: %s", call.function, self.address, revert)
             return revert
-        return TransactionError(f"gas estimation for {call.function} from {self.address} failed: {error}")
+        hint = ""
+        if "CreateContractSizeLimit" in str(error):
+            hint = " (the runtime code exceeds the 24,576-byte limit of EIP-170; shrink the contract)"
+        return TransactionError(f"gas estimation for {call.function} from {self.address} failed: {error}{hint}")
 
     # ----------------------------------------------------------------------------------------------
     # Sending
