@@ -16,13 +16,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
 from .abi import ContractAbi
@@ -342,8 +342,13 @@ class TransactionSender:
     # ----------------------------------------------------------------------------------------------
     # Sending
 
-    def submit(self, call: ContractCall) -> PendingTransaction:
-        """Estimate, sign and send `call` without waiting for its receipt."""
+    def submit(self, call: ContractCall, *, before_send: Callable[[str], None] | None = None) -> PendingTransaction:
+        """Estimate, sign and send `call` without waiting for its receipt.
+
+        `before_send` receives the hash of the signed transaction before it is sent, so a caller can
+        record the hash durably first. It is called again with the new hash when a nonce or fee
+        error makes the sender sign again. An exception it raises stops the send.
+        """
         quote = _fee_cache.quote(self.w3, self.config.fees)
         if call.gas is not None:
             gas = call.gas
@@ -356,6 +361,8 @@ class TransactionSender:
             while True:
                 nonce = self.nonces.peek()
                 raw = self._sign(call, nonce, gas, quote.fields)
+                if before_send is not None:
+                    before_send("0x" + keccak(raw).hex())
                 try:
                     transaction_hash = rpc_request(
                         self.w3, "eth_sendRawTransaction", ["0x" + raw.hex()], policy=self.config.retry
