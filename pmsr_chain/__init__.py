@@ -74,6 +74,7 @@ from .transactions import (
     Receipt,
     SenderConfig,
     TransactionSender,
+    forget_endpoint,
     nonce_manager,
     reset_nonces,
     send_all,
@@ -110,7 +111,7 @@ __all__ = [
     "EVENT_TYPES", "BlockCursor", "EventPoller", "EventRecord", "JsonFileCursor", "LogReader", "MemoryCursor",
     # transactions
     "GWEI", "ContractCall", "FeePolicy", "NonceManager", "PendingTransaction", "Receipt", "SenderConfig",
-    "TransactionSender", "nonce_manager", "reset_nonces", "send_all", "wait_for_all",
+    "TransactionSender", "forget_endpoint", "nonce_manager", "reset_nonces", "send_all", "wait_for_all",
     "RetryPolicy", "make_web3", "rpc_request",
     # errors
     "AnvilError", "CompilationError", "ConfigurationError", "ContractRevertError", "DeploymentError",

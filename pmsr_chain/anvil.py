@@ -28,6 +28,7 @@ from web3 import Web3
 from ._paths import find_anvil
 from .errors import AnvilError, InvalidInputError
 from .rpc import make_web3, rpc_request
+from .transactions import forget_endpoint
 
 __all__ = [
     "DEFAULT_MNEMONIC",
@@ -257,6 +258,8 @@ class AnvilNode:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        if self.port is not None:
+            forget_endpoint(self.url)
         self._process = None
         _running_nodes.discard(self)
         if self._log_file is not None:

@@ -48,6 +48,7 @@ __all__ = [
     "TransactionSender",
     "nonce_manager",
     "reset_nonces",
+    "forget_endpoint",
     "wait_for_all",
     "send_all",
 ]
@@ -249,6 +250,11 @@ class _FeeCache:
         self._lock = threading.Lock()
         self._quotes: dict[tuple[str, FeePolicy], _FeeQuote] = {}
 
+    def forget(self, endpoint: str) -> None:
+        with self._lock:
+            for key in [key for key in self._quotes if key[0] == endpoint]:
+                del self._quotes[key]
+
     def quote(self, w3: Web3, policy: FeePolicy, *, refresh: bool = False) -> _FeeQuote:
         key = (_endpoint(w3), policy)
         now = time.monotonic()
@@ -273,6 +279,19 @@ class _FeeCache:
 
 _fee_cache = _FeeCache()
 _chain_ids: dict[str, int] = {}
+
+
+def forget_endpoint(url: str) -> None:
+    """Drop the nonces, chain id and fee quotes cached for `url`.
+
+    Call it when the node behind `url` stops: a new node on the same port starts from other nonces,
+    and a stale local nonce would leave transactions waiting in its pool for a gap to fill.
+    """
+    with _managers_lock:
+        for key in [key for key in _managers if key[0] == url]:
+            del _managers[key]
+    _chain_ids.pop(url, None)
+    _fee_cache.forget(url)
 
 
 def _is_nonce_error(message: str) -> bool:

@@ -11,6 +11,7 @@ from web3 import Web3
 
 from pmsr_chain import (
     ArtifactSet,
+    ContractArtifact,
     ContractCall,
     Deployment,
     DeploymentError,
@@ -29,6 +30,12 @@ from pmsr_chain import (
 from pmsr_chain.testing import MarketHarness
 
 
+@pytest.fixture
+def market_artifact(artifacts: ArtifactSet) -> ContractArtifact:
+    """The session's compiled market, so a source edited during the run does not change it."""
+    return artifacts["DataMarket"]
+
+
 def test_manifest_written_per_chain(deployment: Deployment, data_dir: Path, w3: Web3) -> None:
     path = data_dir / "deployments" / "31337.json"
     assert path == manifest_path(data_dir, 31337)
@@ -45,9 +52,11 @@ def test_manifest_written_per_chain(deployment: Deployment, data_dir: Path, w3: 
     assert receipt["blockNumber"] == deployment.block_number
 
 
-def test_manifest_round_trip(deployment: Deployment, data_dir: Path, w3: Web3) -> None:
+def test_manifest_round_trip(
+    deployment: Deployment, data_dir: Path, w3: Web3, market_artifact: ContractArtifact
+) -> None:
     assert load_manifest(data_dir, 31337) == deployment
-    assert load_deployment(w3, data_dir) == deployment
+    assert load_deployment(w3, data_dir, artifact=market_artifact) == deployment
 
 
 def test_contract_holds_manifest_parameters(market: MarketClient, market_parameters: MarketParameters) -> None:
@@ -60,21 +69,27 @@ def _write_altered(directory: Path, deployment: Deployment) -> Deployment:
     return load_manifest(directory, deployment.chain_id)
 
 
-def test_changed_artifact_hash_detected(deployment: Deployment, w3: Web3, tmp_path: Path) -> None:
+def test_changed_artifact_hash_detected(
+    deployment: Deployment, w3: Web3, tmp_path: Path, market_artifact: ContractArtifact
+) -> None:
     altered = _write_altered(tmp_path, replace(deployment, artifact_hash="0x" + "ab" * 32))
     with pytest.raises(ManifestMismatchError, match="artifact hash"):
-        verify_deployment(w3, altered)
+        verify_deployment(w3, altered, market_artifact)
     with pytest.raises(ManifestMismatchError):
-        load_deployment(w3, tmp_path)
+        load_deployment(w3, tmp_path, artifact=market_artifact)
 
 
-def test_address_without_code_detected(deployment: Deployment, w3: Web3, tmp_path: Path) -> None:
+def test_address_without_code_detected(
+    deployment: Deployment, w3: Web3, tmp_path: Path, market_artifact: ContractArtifact
+) -> None:
     altered = _write_altered(tmp_path, replace(deployment, address="0x" + "11" * 20))
     with pytest.raises(ManifestMismatchError, match="no contract code"):
-        verify_deployment(w3, altered)
+        verify_deployment(w3, altered, market_artifact)
 
 
-def test_other_contract_at_address_detected(deployment: Deployment, w3: Web3, harness: MarketHarness) -> None:
+def test_other_contract_at_address_detected(
+    deployment: Deployment, w3: Web3, harness: MarketHarness, market_artifact: ContractArtifact
+) -> None:
     sender = harness.new_client().sender
     assert sender is not None
     # Creation code whose runtime code is the single byte 0x00: a contract, but not DataMarket.
@@ -83,23 +98,23 @@ def test_other_contract_at_address_detected(deployment: Deployment, w3: Web3, ha
     assert receipt.contract_address is not None
     assert w3.eth.get_code(receipt.contract_address) == b"\x00"
     with pytest.raises(ManifestMismatchError, match="runtime code"):
-        verify_deployment(w3, replace(deployment, address=receipt.contract_address))
+        verify_deployment(w3, replace(deployment, address=receipt.contract_address), market_artifact)
 
 
-def test_edited_parameters_detected(deployment: Deployment, w3: Web3) -> None:
+def test_edited_parameters_detected(deployment: Deployment, w3: Web3, market_artifact: ContractArtifact) -> None:
     edited = replace(deployment, parameters=replace(deployment.parameters, slash_amount=1))
     with pytest.raises(ManifestMismatchError, match="parameters"):
-        verify_deployment(w3, edited)
+        verify_deployment(w3, edited, market_artifact)
 
 
-def test_other_chain_id_detected(deployment: Deployment, w3: Web3) -> None:
+def test_other_chain_id_detected(deployment: Deployment, w3: Web3, market_artifact: ContractArtifact) -> None:
     with pytest.raises(ManifestMismatchError, match="chain 1"):
-        verify_deployment(w3, replace(deployment, chain_id=1))
+        verify_deployment(w3, replace(deployment, chain_id=1), market_artifact)
 
 
-def test_missing_manifest_raises(tmp_path: Path, w3: Web3) -> None:
+def test_missing_manifest_raises(tmp_path: Path, w3: Web3, market_artifact: ContractArtifact) -> None:
     with pytest.raises(DeploymentError, match="no deployment manifest"):
-        load_deployment(w3, tmp_path)
+        load_deployment(w3, tmp_path, artifact=market_artifact)
 
 
 def test_malformed_manifest_raises(tmp_path: Path, w3: Web3) -> None:
@@ -112,15 +127,15 @@ def test_malformed_manifest_raises(tmp_path: Path, w3: Web3) -> None:
 
 def test_second_deployment_gets_own_address(
     harness: MarketHarness, artifacts: ArtifactSet, deployment: Deployment, w3: Web3, tmp_path: Path
-) -> None:
+, market_artifact: ContractArtifact) -> None:
     client = harness.new_client()
     sender: TransactionSender | None = client.sender
     assert sender is not None
     parameters = MarketParameters(max_aggregators=3, max_output_length=16)
-    second = deploy_market(sender, parameters, artifact=artifacts["DataMarket"], data_dir=tmp_path)
+    second = deploy_market(sender, parameters, artifact=market_artifact, data_dir=tmp_path)
     assert second.address != deployment.address
     assert second.deployer == sender.address
-    assert load_deployment(w3, tmp_path) == second
+    assert load_deployment(w3, tmp_path, artifact=market_artifact) == second
 
 
 @pytest.mark.parametrize(
