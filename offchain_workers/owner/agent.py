@@ -1,0 +1,732 @@
+"""Owner agent: joins queries its owner's policy allows, submits encrypted shares, collects payment.
+
+`OwnerFleet` hosts any number of owners in one process (a real owner runs a fleet of one). It
+shares among them one event poll with a persisted cursor, one parse and check of each query's spec,
+and one read of each query's state and aggregator keys. It runs the owners' maps, encryptions,
+signatures and sends in a thread pool. `OwnerAgent` holds one owner's account, table and local
+policy.
+
+One pass (`OwnerFleet.run_once`) does, in order:
+1. reconcile decisions left in a sending status by an earlier run with the chain;
+2. read new events: record proposed queries and decide on them for every owner, and record
+   openings, fills, complaints, publications, cancellations and failures;
+3. submit for every joined query that is open, or skip it when its deadline passed or it filled;
+4. claim payment for published queries (`claimMany` when an owner has several) and release the
+   epsilon of cancelled or failed ones;
+5. with a keeper, cancel or fail due queries.
+
+Every transaction's hash is stored before it is sent, so a restart at any point sends nothing twice:
+the next run checks `submissionState` and the transaction itself before acting again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from eth_account.signers.local import LocalAccount
+from numpy.typing import NDArray
+
+from pmsr_chain import (
+    ContractCall,
+    ContractRevertError,
+    EventPoller,
+    LogReader,
+    MarketClient,
+    OwnerInfo,
+    PendingTransaction,
+    QueryStatus,
+    Receipt,
+    SenderConfig,
+    SubmissionState,
+    TransactionSender,
+    make_web3,
+    rpc_request,
+    wait_for_all,
+)
+from pmsr_chain.errors import (
+    InvalidInputError,
+    PmsrError,
+    RpcError,
+    TransactionError,
+    TransactionFailedError,
+)
+from pmsr_chain.events import (
+    ComplaintFiled,
+    EventRecord,
+    OwnerPaid,
+    QueryCancelled,
+    QueryFailed,
+    QueryOpened,
+    QueryProposed,
+    ResultPublished,
+    SubmissionsFilled,
+)
+
+from ..encryption import ShareContext, encrypt_shares
+from ..errors import EncodingOverflowError, SpecError, TemplateError
+from ..mapping import map_owner_data
+from ..spec import QuerySpec
+from ..tables import column_kinds, load_table
+from .config import DatasetSource, FleetConfig, OwnerConfig
+from .policy import Decision, Reason, SpecCheck, check_spec, evaluate, reason_for_contract_error
+from .state import DecisionRow, OwnerState, QueryPhase, Status, StoredQuery
+
+__all__ = ["OwnerAction", "TableCache", "OwnerAgent", "OwnerFleet", "batch_views"]
+
+logger = logging.getLogger(__name__)
+
+OWNER_EVENTS = (
+    "QueryProposed", "QueryOpened", "SubmissionsFilled", "ComplaintFiled",
+    "ResultPublished", "QueryCancelled", "QueryFailed",
+)
+
+# eth_call requests per JSON-RPC batch when reading many owners' views at once.
+VIEW_BATCH_SIZE = 200
+
+# Transactions whose receipts one `wait_for_all` call collects; a failed one is then re-read alone.
+RECEIPT_CHUNK = 500
+
+# Contract refusals that mean "too late or too full", not "the policy forbids it".
+_SKIP_REASONS = (Reason.SUBMIT_DEADLINE_PASSED, Reason.QUERY_FULL)
+_CLOSED_PHASES = (QueryPhase.PUBLISHED, QueryPhase.CANCELLED, QueryPhase.FAILED, QueryPhase.IGNORED)
+
+
+@dataclass(frozen=True)
+class OwnerAction:
+    """One decision or transaction of an owner, as logged; `run_once` returns them for tests and tools.
+
+    `action` is a `Status` value (joined, refused, submitted, skipped, excluded, claimed, released)
+    or `error` for a transaction that failed to send and will be retried.
+    """
+
+    owner: str
+    query_id: int
+    action: str
+    reason: str = ""
+    code: str | None = None
+    transaction_hash: str | None = None
+
+
+def batch_views(market: MarketClient, function: str, argument_lists: Sequence[Sequence[Any]],
+                *, block: str = "latest") -> list[Any]:
+    """Call a view once per argument list, in JSON-RPC batches; return the decoded values in order.
+
+    Raises:
+        RpcError: the node rejected the batch or one call (for example a revert).
+    """
+    results: list[Any] = []
+    for start in range(0, len(argument_lists), VIEW_BATCH_SIZE):
+        chunk = argument_lists[start: start + VIEW_BATCH_SIZE]
+        requests = [
+            ("eth_call", [{"to": market.address, "data": "0x" + market.abi.encode_call(function, list(args)).hex()}, block])
+            for args in chunk
+        ]
+        responses = market.w3.provider.make_batch_request(requests)  # type: ignore[arg-type]
+        if not isinstance(responses, list):
+            raise RpcError(f"batched {function} calls failed: {responses.get('error')}", method="eth_call")
+        for args, response in zip(chunk, responses, strict=True):
+            if response.get("error"):
+                raise RpcError(f"{function}({', '.join(map(str, args))}) failed: {response['error']}", method="eth_call")
+            raw = bytes.fromhex(str(response["result"]).removeprefix("0x"))
+            (value,) = market.abi.decode_output(function, raw)
+            results.append(value)
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+
+
+class TableCache:
+    """Tables read from files, each file once per process; owners holding row ranges of one file share it.
+
+    Column kinds are computed once per file, and a slice of rows reuses its file's kinds.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[Path, tuple[pd.DataFrame, dict[str, str]]] = {}
+
+    def load(self, source: DatasetSource | pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+        """Return the table and its column kinds. Raises `TemplateError` for a missing or unreadable file."""
+        if isinstance(source, pd.DataFrame):
+            return source, dict(column_kinds(source))
+        path = Path(source.path).resolve()
+        with self._lock:
+            cached = self._files.get(path)
+            if cached is None:
+                table = load_table(path)
+                cached = self._files[path] = (table, dict(column_kinds(table)))
+        table, kinds = cached
+        if source.rows is None:
+            return table, kinds
+        start, stop = source.rows
+        if stop > len(table):
+            raise TemplateError(f"dataset {path} has {len(table)} rows, fewer than the configured rows [{start}, {stop})")
+        return table.iloc[start:stop].reset_index(drop=True), kinds
+
+
+# --------------------------------------------------------------------------------------------------
+# One owner
+
+
+class OwnerAgent:
+    """One data owner: its account and sender, its table (loaded once), its local policy."""
+
+    def __init__(self, config: OwnerConfig, account: LocalAccount, market: MarketClient,
+                 sender_config: SenderConfig, tables: TableCache) -> None:
+        self.config = config
+        self.sender = TransactionSender(market.w3, account, sender_config)
+        self.address: str = self.sender.address
+        self.client = market.with_sender(self.sender)
+        self._tables = tables
+        self._table: tuple[pd.DataFrame, dict[str, str]] | None = None
+
+    def __repr__(self) -> str:
+        return f"OwnerAgent({self.address})"
+
+    def table(self) -> tuple[pd.DataFrame, dict[str, str]]:
+        """Return the owner's table and its column kinds, reading the file on first use."""
+        if self._table is None:
+            self._table = self._tables.load(self.config.dataset)
+        return self._table
+
+    def decide(self, check: SpecCheck, query: StoredQuery, owner_info: OwnerInfo, *, now: int,
+               min_owner_stake: int, reserved_epsilon: int) -> Decision:
+        """Apply the spec check, the on-chain policy and the local policy to one query."""
+        if check.refusal is not None:
+            return check.refusal
+        assert check.spec is not None
+        try:
+            _, kinds = self.table()
+        except TemplateError as error:
+            return Decision.refuse(Reason.DATASET_UNUSABLE, f"the owner's table cannot be read: {error}")
+        return evaluate(
+            check.spec, query.params, owner_info, self.config.local_policy, now=now,
+            min_owner_stake=min_owner_stake, reserved_epsilon=reserved_epsilon, column_kinds=kinds,
+        )
+
+    def encoded_output(self, spec: QuerySpec) -> NDArray[np.uint64]:
+        """Run the spec's map on the owner's table: filtered, bounded, clipped and encoded words.
+
+        Raises:
+            TemplateError, SpecError, EncodingOverflowError: the table cannot run the map.
+        """
+        table, _ = self.table()
+        return map_owner_data(spec, table)
+
+    def submission(self, spec: QuerySpec, query_id: int, aggregator_keys: Sequence[bytes], chain_id: int) -> ContractCall:
+        """Build the `submitShares` call: one ciphertext per aggregator, in the query's aggregator order."""
+        words = self.encoded_output(spec)
+        context = ShareContext(chain_id, self.client.address, query_id, self.address)
+        return self.client.calls.submit_shares(query_id, encrypt_shares(words, aggregator_keys, context))
+
+
+# --------------------------------------------------------------------------------------------------
+# Fleet
+
+
+@dataclass
+class _Outcome:
+    """What happened to one owner's transaction in a batch."""
+
+    agent: OwnerAgent
+    query_ids: tuple[int, ...]
+    pending: PendingTransaction | None = None
+    status: Status | None = None
+    code: Reason | None = None
+    reason: str = ""
+    # Queries dropped from the transaction, with the status read from the chain and why.
+    resolved: list[tuple[int, Status, str]] = field(default_factory=list)
+
+
+class OwnerFleet:
+    """Many owners in one process: one event poll, one thread pool, one state database."""
+
+    def __init__(self, config: FleetConfig, *, market: MarketClient | None = None,
+                 sender_config: SenderConfig | None = None) -> None:
+        self.config = config
+        deployment_block = None
+        if market is None:
+            w3 = make_web3(config.rpc_url)
+            market, deployment_block = config.market.connect(w3, log_chunk_size=config.block_chunk)
+        self.market = market
+        self.sender_config = sender_config or SenderConfig(receipt_timeout=config.receipt_timeout)
+        self.state = OwnerState(config.db_path)
+        self.tables = TableCache()
+        self.agents: dict[str, OwnerAgent] = {}
+        for index, owner in enumerate(config.owners):
+            agent = OwnerAgent(owner, owner.load_account(), market, self.sender_config, self.tables)
+            if agent.address in self.agents:
+                raise PmsrError(f"owner {index} repeats account {agent.address}; each owner needs its own account")
+            self.agents[agent.address] = agent
+        start_block = config.start_block if config.start_block is not None else (deployment_block or 0)
+        reader = LogReader(market.w3, market.address, market.abi, chunk_size=config.block_chunk)
+        self._poller = EventPoller(reader, self.state.cursor(), OWNER_EVENTS, start_block=start_block)
+        self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="owner")
+        self._specs: dict[int, SpecCheck] = {}
+        self._min_owner_stake: int | None = None
+        self._chain_id: int | None = None
+        self.keeper = self._make_keeper(start_block) if config.keeper else None
+        logger.info("owner fleet of %d owners on market %s, reading events from block %d",
+                    len(self.agents), market.address, start_block)
+
+    def _make_keeper(self, start_block: int) -> Any:
+        from ..keeper import Keeper
+
+        account = self.config.keeper_account
+        if account is None:
+            sender = next(iter(self.agents.values())).sender
+        else:
+            loaded = account if isinstance(account, LocalAccount) else account.load()
+            sender = TransactionSender(self.market.w3, loaded, self.sender_config)
+        return Keeper(self.market.with_sender(sender), database=self.state.database, start_block=start_block,
+                      block_chunk=self.config.block_chunk)
+
+    # ----------------------------------------------------------------------------------------------
+    # Life cycle
+
+    def __enter__(self) -> OwnerFleet:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.state.close()
+
+    def run(self, stop: threading.Event) -> None:
+        """Run passes every `poll_interval` seconds until `stop` is set; a failed pass is logged and retried."""
+        interval = self.config.poll_interval
+        logger.info("owner fleet started: %d owners, poll interval %.2f s", len(self.agents), interval)
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except PmsrError as error:
+                logger.error("owner pass failed: %s; retrying in %.2f s", error, interval)
+            stop.wait(interval)
+        logger.info("owner fleet stopped")
+
+    def run_once(self) -> list[OwnerAction]:
+        """Run one pass (see the module docstring) and return the owners' actions in it."""
+        actions: list[OwnerAction] = []
+        self._reconcile(actions)
+        block = rpc_request(self.market.w3, "eth_getBlockByNumber", ["latest", False])
+        now = int(block["timestamp"], 16)
+        self._poller.poll(lambda records: self._handle_events(records, now, actions))
+        self._submit_joined(now, actions)
+        self._settle(actions)
+        if self.keeper is not None:
+            self.keeper.run_once()
+        return actions
+
+    # ----------------------------------------------------------------------------------------------
+    # Shared reads
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(rpc_request(self.market.w3, "eth_chainId", []), 16)
+        return self._chain_id
+
+    @property
+    def min_owner_stake(self) -> int:
+        # An immutable of the contract, so one read serves the process.
+        if self._min_owner_stake is None:
+            self._min_owner_stake = self.market.min_owner_stake()
+        return self._min_owner_stake
+
+    def _spec_check(self, query: StoredQuery) -> SpecCheck:
+        check = self._specs.get(query.query_id)
+        if check is None:
+            check = self._specs[query.query_id] = check_spec(query.spec_json, query.spec_hash, query.params)
+        return check
+
+    def _log(self, actions: list[OwnerAction], action: OwnerAction, level: int = logging.INFO) -> None:
+        actions.append(action)
+        detail = f" ({action.code}): {action.reason}" if action.code else (f": {action.reason}" if action.reason else "")
+        transaction = f" in {action.transaction_hash}" if action.transaction_hash else ""
+        logger.log(level, "query %d owner %s: %s%s%s", action.query_id, action.owner, action.action, transaction, detail)
+
+    # ----------------------------------------------------------------------------------------------
+    # Events
+
+    def _handle_events(self, records: list[EventRecord], now: int, actions: list[OwnerAction]) -> None:
+        owner_infos: dict[str, OwnerInfo] | None = None
+        for record in records:
+            if isinstance(record, QueryProposed):
+                if owner_infos is None:
+                    owner_infos = self._owner_infos()
+                self._on_proposed(record, now, owner_infos, actions)
+            elif isinstance(record, QueryOpened):
+                self.state.set_phase(record.query_id, QueryPhase.OPEN)
+            elif isinstance(record, SubmissionsFilled):
+                self.state.mark_closed(record.query_id)
+            elif isinstance(record, ComplaintFiled):
+                self._on_complaint(record, actions)
+            elif isinstance(record, ResultPublished):
+                self.state.set_phase(record.query_id, QueryPhase.PUBLISHED)
+            elif isinstance(record, QueryCancelled):
+                self.state.set_phase(record.query_id, QueryPhase.CANCELLED)
+            elif isinstance(record, QueryFailed):
+                self.state.set_phase(record.query_id, QueryPhase.FAILED)
+
+    def _owner_infos(self) -> dict[str, OwnerInfo]:
+        addresses = list(self.agents)
+        infos = batch_views(self.market, "ownerInfo", [[address] for address in addresses])
+        return dict(zip(addresses, infos, strict=True))
+
+    def _on_proposed(self, record: QueryProposed, now: int, owner_infos: dict[str, OwnerInfo],
+                     actions: list[OwnerAction]) -> None:
+        query_id = record.query_id
+        self.state.record_query(query_id, record.spec_json, record.spec_hash, record.params, record.block_number)
+        query = self.state.query(query_id)
+        assert query is not None
+        if query.phase != QueryPhase.PROPOSED:
+            return
+        decided = {row.owner for row in self.state.decisions(query_id=query_id)}
+        undecided = [agent for address, agent in self.agents.items() if address not in decided]
+        if not undecided:
+            return
+        if now >= query.params.submit_deadline:
+            self.state.set_phase(query_id, QueryPhase.IGNORED)
+            logger.info("query %d: its submit deadline %d passed before the agent read it; no owner joins",
+                        query_id, query.params.submit_deadline)
+            return
+
+        check = self._spec_check(query)
+        if check.refusal is not None:
+            # Logged once for the fleet: the reason is the same for every owner.
+            logger.warning("query %d: refused by all %d owners (%s): %s",
+                           query_id, len(undecided), check.refusal.code.value if check.refusal.code else "",
+                           check.refusal.reason)
+        reserved = self.state.reserved_epsilon()
+        epsilon = query.params.epsilon
+        rows = []
+        for agent in undecided:
+            decision = agent.decide(
+                check, query, owner_infos[agent.address], now=now, min_owner_stake=self.min_owner_stake,
+                reserved_epsilon=reserved.get(agent.address, 0),
+            )
+            code = decision.code.value if decision.code is not None else None
+            status = Status.JOINED if decision.accepted else Status.REFUSED
+            rows.append((agent.address, status, code, decision.reason, epsilon))
+            action = OwnerAction(agent.address, query_id, status.value, decision.reason, code)
+            if check.refusal is None:
+                self._log(actions, action)
+            else:
+                actions.append(action)
+        self.state.record_decisions(query_id, rows)
+
+    def _on_complaint(self, record: ComplaintFiled, actions: list[OwnerAction]) -> None:
+        if record.owner not in self.agents:
+            return
+        row = self.state.decision(record.owner, record.query_id)
+        if row is None or row.status == Status.EXCLUDED:
+            return
+        reason = f"aggregator {record.aggregator} complained that the ciphertext did not decrypt"
+        self.state.set_status(record.owner, record.query_id, Status.EXCLUDED, reason=reason)
+        self._log(actions, OwnerAction(record.owner, record.query_id, Status.EXCLUDED.value, reason),
+                  logging.WARNING)
+
+    # ----------------------------------------------------------------------------------------------
+    # Submissions
+
+    def _submit_joined(self, now: int, actions: list[OwnerAction]) -> None:
+        joined: dict[int, list[DecisionRow]] = defaultdict(list)
+        for row in self.state.decisions(statuses=[Status.JOINED]):
+            joined[row.query_id].append(row)
+        queries = self.state.queries(joined)
+        for query_id, rows in sorted(joined.items()):
+            query = queries[query_id]
+            if query.phase in _CLOSED_PHASES:
+                self._skip(rows, Reason.QUERY_CLOSED, f"the query was {query.phase.value} before submission", actions)
+            elif now >= query.params.submit_deadline:
+                self._skip(rows, Reason.SUBMIT_DEADLINE_PASSED,
+                           f"submit deadline {query.params.submit_deadline} passed (now {now})", actions)
+            elif query.closed:
+                self._skip(rows, Reason.QUERY_FULL, f"the query reached maxOwners {query.params.max_owners}", actions)
+            elif query.phase == QueryPhase.OPEN:
+                self._submit_query(query, rows, actions)
+
+    def _skip(self, rows: Sequence[DecisionRow], code: Reason, reason: str, actions: list[OwnerAction],
+              status: Status = Status.SKIPPED) -> None:
+        self.state.set_statuses([(row.owner, row.query_id) for row in rows], status, code=code.value, reason=reason)
+        for row in rows:
+            self._log(actions, OwnerAction(row.owner, row.query_id, status.value, reason, code.value), logging.WARNING)
+
+    def _submit_query(self, query: StoredQuery, rows: list[DecisionRow], actions: list[OwnerAction]) -> None:
+        query_id = query.query_id
+        info = self.market.query_info(query_id)
+        if info.status != QueryStatus.OPEN:
+            # Cancelled or settled in a block after the last events read; the next pass reads the event.
+            return
+        if info.closed_at != 0 or info.submitted_count >= query.params.max_owners:
+            self.state.mark_closed(query_id)
+            self._skip(rows, Reason.QUERY_FULL, f"the query reached maxOwners {query.params.max_owners}", actions)
+            return
+        # Only the open slots are worth a transaction; owners of other processes may still take some.
+        slots = query.params.max_owners - info.submitted_count
+        if len(rows) > slots:
+            self._skip(rows[slots:], Reason.QUERY_FULL,
+                       f"only {slots} of maxOwners {query.params.max_owners} slots were open", actions)
+            rows = rows[:slots]
+        check = self._spec_check(query)
+        assert check.spec is not None
+        spec = check.spec
+        keys = [self.market.aggregator_info(address).encryption_key for address in query.params.aggregators]
+        if len(set(keys)) != len(keys):
+            # One key holder would receive two shares of every owner and learn more than its share.
+            self._skip(rows, Reason.AGGREGATOR_KEYS_INVALID,
+                       f"aggregators of the query share an encryption key: {[key.hex() for key in keys]}", actions,
+                       Status.REFUSED)
+            return
+
+        def send(row: DecisionRow) -> _Outcome:
+            return self._send_submission(self.agents[row.owner], spec, query_id, keys)
+
+        outcomes = list(self._pool.map(send, [row for row in rows if row.owner in self.agents]))
+        self._finish(outcomes, Status.SUBMITTED, actions)
+
+    def _send_submission(self, agent: OwnerAgent, spec: QuerySpec, query_id: int, keys: Sequence[bytes]) -> _Outcome:
+        outcome = _Outcome(agent, (query_id,))
+        try:
+            call = agent.submission(spec, query_id, keys, self.chain_id)
+        except (TemplateError, SpecError, EncodingOverflowError) as error:
+            outcome.status, outcome.code = Status.REFUSED, Reason.DATASET_UNUSABLE
+            outcome.reason = f"the map failed on the owner's table: {error}"
+            return outcome
+        except InvalidInputError as error:
+            # encrypt_shares rejects an aggregator key that is not a usable X25519 public key.
+            outcome.status, outcome.code = Status.REFUSED, Reason.AGGREGATOR_KEYS_INVALID
+            outcome.reason = f"the shares cannot be encrypted to the query's aggregators: {error}"
+            return outcome
+
+        def record(transaction_hash: str) -> None:
+            self.state.set_status(agent.address, query_id, Status.SUBMITTING, tx_hash=transaction_hash)
+
+        return self._send(outcome, call, record)
+
+    def _send(self, outcome: _Outcome, call: ContractCall, record: Callable[[str], None]) -> _Outcome:
+        """Estimate, record and send `call`; turn a revert at estimation into a refusal or skip."""
+        try:
+            outcome.pending = outcome.agent.sender.submit(call, before_send=record)
+        except ContractRevertError as error:
+            code = reason_for_contract_error(error.error_name)
+            outcome.code = code
+            outcome.reason = f"the contract would reject {call.function}: {error}"
+            outcome.status = _status_for_revert(call.function, code)
+        except (TransactionError, RpcError) as error:
+            outcome.reason = f"sending {call.function} failed: {error}; retrying on the next pass"
+        return outcome
+
+    def _finish(self, outcomes: Sequence[_Outcome], success: Status, actions: list[OwnerAction]) -> None:
+        """Wait for the sent transactions, then store and log every outcome in one database transaction."""
+        sent = [outcome for outcome in outcomes if outcome.pending is not None]
+        results = _wait_each([outcome.pending for outcome in sent])  # type: ignore[misc]
+        for outcome, result in zip(sent, results, strict=True):
+            assert outcome.pending is not None
+            if isinstance(result, Receipt):
+                outcome.status = success
+                outcome.reason = self._receipt_note(result)
+            elif isinstance(result, TransactionFailedError):
+                name = result.revert.error_name if result.revert is not None else None
+                outcome.code = reason_for_contract_error(name)
+                outcome.status = _status_for_revert(outcome.pending.call.function, outcome.code)
+                outcome.reason = f"the transaction reverted on-chain: {result}"
+            else:
+                # Timed out: the reconciliation of the next pass reads the chain.
+                outcome.reason = f"no receipt yet: {result}"
+
+        updates: list[tuple[str, int, Status, str | None, str, str | None]] = []
+        logged: list[tuple[OwnerAction, int]] = []
+        for outcome in outcomes:
+            owner = outcome.agent.address
+            transaction = outcome.pending.transaction_hash if outcome.pending is not None else None
+            for query_id, status, reason in outcome.resolved:
+                updates.append((owner, query_id, status, None, reason, None))
+                logged.append((OwnerAction(owner, query_id, status.value, reason), logging.INFO))
+            if outcome.status is None:
+                for query_id in outcome.query_ids:
+                    action = OwnerAction(owner, query_id, "error", outcome.reason, transaction_hash=transaction)
+                    logged.append((action, logging.WARNING))
+                continue
+            code = outcome.code.value if outcome.code is not None else None
+            level = logging.INFO if outcome.status == success else logging.WARNING
+            for query_id in outcome.query_ids:
+                updates.append((owner, query_id, outcome.status, code, outcome.reason, transaction))
+                logged.append((OwnerAction(owner, query_id, outcome.status.value, outcome.reason, code, transaction), level))
+        self.state.update_many(updates)
+        for action, level in logged:
+            self._log(actions, action, level)
+
+    def _receipt_note(self, receipt: Receipt) -> str:
+        paid = sum(record.amount for record in self.market.receipt_events(receipt) if isinstance(record, OwnerPaid))
+        return f"paid {paid} wei" if paid else ""
+
+    # ----------------------------------------------------------------------------------------------
+    # Claims and releases
+
+    def _settle(self, actions: list[OwnerAction]) -> None:
+        rows = self.state.decisions(statuses=[Status.SUBMITTED])
+        queries = self.state.queries(row.query_id for row in rows)
+        claims: dict[str, list[int]] = defaultdict(list)
+        releases: list[tuple[str, int]] = []
+        for row in rows:
+            if row.owner not in self.agents:
+                continue
+            phase = queries[row.query_id].phase
+            if phase == QueryPhase.PUBLISHED:
+                claims[row.owner].append(row.query_id)
+            elif phase in (QueryPhase.CANCELLED, QueryPhase.FAILED):
+                releases.append((row.owner, row.query_id))
+        if not claims and not releases:
+            return
+
+        tasks: list[Callable[[], _Outcome]] = []
+        for owner, query_ids in claims.items():
+            tasks.append(lambda owner=owner, query_ids=query_ids: self._send_claim(self.agents[owner], query_ids))
+        claim_count = len(tasks)
+        for owner, query_id in releases:
+            tasks.append(lambda owner=owner, query_id=query_id: self._send_release(self.agents[owner], query_id))
+        outcomes = list(self._pool.map(lambda task: task(), tasks))
+        self._finish(outcomes[:claim_count], Status.CLAIMED, actions)
+        self._finish(outcomes[claim_count:], Status.RELEASED, actions)
+
+    def _send_claim(self, agent: OwnerAgent, query_ids: Sequence[int]) -> _Outcome:
+        outcome = _Outcome(agent, tuple(query_ids))
+        if len(query_ids) == 1:
+            call = agent.client.calls.claim(query_ids[0])
+        else:
+            call = agent.client.calls.claim_many(query_ids)
+
+        def record(transaction_hash: str) -> None:
+            self.state.set_statuses([(agent.address, q) for q in query_ids], Status.CLAIMING, tx_hash=transaction_hash)
+
+        self._send(outcome, call, record)
+        if outcome.pending is not None or outcome.code is None:
+            return outcome
+
+        # The contract rejected the claim (claimMany fails whole if one query cannot be claimed):
+        # read each query's submission state and claim again those still unpaid.
+        logger.warning("owner %s: claim of queries %s rejected (%s); reading their submission states",
+                       agent.address, list(query_ids), outcome.reason)
+        states = batch_views(self.market, "submissionState", [[q, agent.address] for q in query_ids])
+        claimable = []
+        resolved = []
+        for query_id, state in zip(query_ids, states, strict=True):
+            status = _status_from_chain(SubmissionState(int(state)), QueryPhase.PUBLISHED)
+            if status == Status.SUBMITTED:
+                claimable.append(query_id)
+            else:
+                resolved.append((query_id, status, f"submission state {SubmissionState(int(state)).name.lower()} on chain"))
+        if resolved and claimable:
+            retry = self._send_claim(agent, claimable)
+            retry.resolved.extend(resolved)
+            return retry
+        outcome.query_ids = tuple(claimable)
+        outcome.resolved = resolved
+        return outcome
+
+    def _send_release(self, agent: OwnerAgent, query_id: int) -> _Outcome:
+        outcome = _Outcome(agent, (query_id,))
+
+        def record(transaction_hash: str) -> None:
+            self.state.set_status(agent.address, query_id, Status.RELEASING, tx_hash=transaction_hash)
+
+        self._send(outcome, agent.client.calls.release_budget(query_id), record)
+        if outcome.pending is None and outcome.code is not None:
+            (state,) = batch_views(self.market, "submissionState", [[query_id, agent.address]])
+            chain_state = SubmissionState(int(state))
+            outcome.query_ids = ()
+            outcome.resolved = [(query_id, _status_from_chain(chain_state, QueryPhase.CANCELLED),
+                                 f"release rejected; submission state {chain_state.name.lower()} on chain")]
+        return outcome
+
+    # ----------------------------------------------------------------------------------------------
+    # Reconciliation after a restart
+
+    def _reconcile(self, actions: list[OwnerAction]) -> None:
+        """Settle decisions left in a sending status by the chain's `submissionState` and the transaction.
+
+        Within one process a pass finishes its transactions before the next starts, so such rows
+        come from a crash or a receipt timeout.
+        """
+        rows = [row for row in self.state.decisions(statuses=[Status.SUBMITTING, Status.CLAIMING, Status.RELEASING])
+                if row.owner in self.agents]
+        if not rows:
+            return
+        states = batch_views(self.market, "submissionState", [[row.query_id, row.owner] for row in rows])
+        queries = self.state.queries(row.query_id for row in rows)
+        for row, raw_state in zip(rows, states, strict=True):
+            chain_state = SubmissionState(int(raw_state))
+            pending = row.tx_hash is not None and self._transaction_pending(row.tx_hash)
+            phase = queries[row.query_id].phase
+            if row.status == Status.SUBMITTING and chain_state == SubmissionState.NONE:
+                new_status = Status.SUBMITTING if pending else Status.JOINED
+            elif row.status != Status.SUBMITTING and chain_state == SubmissionState.SUBMITTED:
+                new_status = row.status if pending else Status.SUBMITTED
+            else:
+                new_status = _status_from_chain(chain_state, phase)
+            if new_status == row.status:
+                logger.info("query %d owner %s: transaction %s still pending", row.query_id, row.owner, row.tx_hash)
+                continue
+            reason = f"after restart: chain state {chain_state.name.lower()}, transaction {row.tx_hash or 'none'}"
+            self.state.set_status(row.owner, row.query_id, new_status, reason=reason)
+            self._log(actions, OwnerAction(row.owner, row.query_id, new_status.value, reason, transaction_hash=row.tx_hash))
+
+    def _transaction_pending(self, transaction_hash: str) -> bool:
+        transaction = rpc_request(self.market.w3, "eth_getTransactionByHash", [transaction_hash])
+        return transaction is not None and transaction.get("blockNumber") is None
+
+
+def _status_for_revert(function: str, code: Reason) -> Status | None:
+    """Return the status a rejected transaction leaves, or `None` to keep the decision as it was."""
+    if function != "submitShares":
+        # A rejected claim or release keeps the submission; its chain state is read separately.
+        return None
+    if code in _SKIP_REASONS:
+        return Status.SKIPPED
+    if code == Reason.ALREADY_SUBMITTED:
+        return Status.SUBMITTED
+    return Status.REFUSED
+
+
+def _status_from_chain(state: SubmissionState, phase: QueryPhase) -> Status:
+    if state == SubmissionState.NONE:
+        return Status.JOINED
+    if state == SubmissionState.SUBMITTED:
+        return Status.SUBMITTED
+    if state == SubmissionState.EXCLUDED:
+        return Status.EXCLUDED
+    return Status.CLAIMED if phase == QueryPhase.PUBLISHED else Status.RELEASED
+
+
+def _wait_each(pending: Sequence[PendingTransaction]) -> list[Receipt | PmsrError]:
+    """Wait for every transaction; return each receipt, or the error of a failed or late one."""
+    results: list[Receipt | PmsrError] = []
+    for start in range(0, len(pending), RECEIPT_CHUNK):
+        chunk = pending[start: start + RECEIPT_CHUNK]
+        try:
+            results.extend(wait_for_all(chunk))
+            continue
+        except TransactionError:
+            pass
+        # One transaction failed or timed out: read the chunk again one by one to tell which.
+        for item in chunk:
+            try:
+                results.append(item.sender.wait(item))
+            except TransactionError as error:
+                results.append(error)
+    return results
+
