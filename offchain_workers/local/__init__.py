@@ -1,0 +1,1 @@
+"""The local market runner: Anvil, deployment, throwaway accounts and service processes on one machine."""
