@@ -14,8 +14,11 @@ owners is run to publication, and the receipts give the gas of:
 Two more queries at L = 1, K = 3 with 10 and 1,000 owners measure `revealAggregate` and `claim`
 (the 6th owner's claim) against the number of owners, which settlement must not loop over.
 
-Gas does not depend on the machine, but the run time does. It was about a minute on 2 cores, most
-of it spent on the 1,000-owner query, whose transactions are sent in batches.
+Ciphertexts, salts and dataset commitments are random bytes, and calldata costs 4 gas per zero
+byte against 16 per other byte, so a figure can move by some tens of gas between runs. Gas does not
+depend on the machine, but the run time does: 58 s on an idle 2-core machine and 107 s on the same
+machine under other load, most of it spent on the 1,000-owner query, whose transactions are sent
+in batches.
 
     python benchmarks/gas.py            # table
     python benchmarks/gas.py --json     # JSON list of {"call", "L", "K", "gas", "machine"} (+ "owners")
@@ -26,7 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
+import secrets
 import subprocess
 import sys
 import time
@@ -82,6 +87,7 @@ def machine_info() -> dict[str, Any]:
     anvil_version = subprocess.run([str(find_anvil()), "--version"], capture_output=True, text=True).stdout
     return {
         "cpu": cpu_model,
+        "cores": os.cpu_count(),
         "python": platform.python_version(),
         "anvil": anvil_version.splitlines()[0].strip() if anvil_version else "unknown",
         "platform": platform.platform(),
@@ -98,8 +104,9 @@ def _run_to_publication(harness: MarketHarness, query: OpenQuery, owners: list[M
     submits = harness.submit_random(query, owners)
     harness.advance_to_commit_window(query)
     length = query.params.output_length
-    # Shares of a zero vector: the contract's work does not depend on the values.
-    shares = split_additive([0] * length, len(query.aggregators))
+    # Random nonzero values, because storing a zero word costs less gas than storing a nonzero one.
+    values = [secrets.randbelow(2**64 - 1) + 1 for _ in range(length)]
+    shares = split_additive(values, len(query.aggregators))
     commits, reveals = harness.commit_and_reveal(query, shares)
     return submits, commits, reveals
 
