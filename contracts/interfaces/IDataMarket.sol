@@ -312,6 +312,10 @@ interface IDataMarket {
 
     /// @notice Fails a query after a missed `commitDeadline` or `revealDeadline` and slashes every
     /// aggregator that missed it by `slashAmount` (at most its stake), for the analyst. Anyone may call.
+    /// @dev If fewer than K aggregators committed, the failure is due after `commitDeadline` and only
+    /// those that did not commit are slashed: the others could not reveal, because reveals need all K
+    /// commitments. Once all K committed, it is due after `revealDeadline` and those that did not
+    /// reveal are slashed. A query with fewer than `minOwners` included owners is cancelled instead.
     function fail(uint256 queryId) external;
 
     // ---------------------------------------------------------------------------------------------
