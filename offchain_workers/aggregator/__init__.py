@@ -3,7 +3,7 @@
 Run it with `python -m offchain_workers.aggregator --config FILE.json`; see `config` for the file.
 """
 
-from .config import AccountSource, AggregatorConfig, SecretSource, load_config
+from .config import AccountSource, AggregatorConfig, MarketSource, SecretSource, load_config
 from .policy import AcceptancePolicy, Decision, evaluate_proposal
 from .registration import register_aggregator
 from .service import AggregatorService
@@ -17,6 +17,7 @@ __all__ = [
     "AggregatorState",
     "ComplaintState",
     "Decision",
+    "MarketSource",
     "Phase",
     "SecretSource",
     "SubmissionStatus",

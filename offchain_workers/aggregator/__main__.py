@@ -12,7 +12,7 @@ import signal
 import sys
 from types import FrameType
 
-from pmsr_chain.errors import PmsrError
+from pmsr_chain.errors import PmsrError, RpcError
 
 from .config import load_config
 from .registration import register_aggregator
@@ -42,14 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(arguments.config)
         service = AggregatorService.from_config(config)
+    except (PmsrError, OSError) as error:
+        return _startup_failed(error, arguments.debug)
+    try:
         if arguments.register_stake is not None:
             register_aggregator(service.client, config.load_key_pair(), arguments.register_stake)
+        service.check_registration()
+    except RpcError as error:
+        # The node may come up later, and the poll loop retries until it does.
+        logger.warning("cannot check the registration yet: %s", error)
     except (PmsrError, OSError) as error:
-        if arguments.debug:
-            logger.exception("start-up failed")
-        else:
-            logger.error("start-up failed: %s", error)
-        return 2
+        service.state.close()
+        return _startup_failed(error, arguments.debug)
 
     def request_stop(signal_number: int, frame: FrameType | None) -> None:
         logger.info("received %s; stopping after the current step", signal.Signals(signal_number).name)
@@ -62,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         service.state.close()
     return 0
+
+
+def _startup_failed(error: BaseException, debug: bool) -> int:
+    if debug:
+        logger.error("start-up failed", exc_info=error)
+    else:
+        logger.error("start-up failed: %s", error)
+    return 2
 
 
 if __name__ == "__main__":

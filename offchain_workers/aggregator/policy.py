@@ -46,24 +46,31 @@ class AcceptancePolicy:
         for name, minimum in (("min_fee_wei", 0), ("max_output_length", 1), ("max_concurrent_queries", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigurationError(f"policy.{name} {value!r} is invalid; pass an integer >= {minimum}")
+                raise ConfigurationError(f"policy {name} {value!r} is invalid; pass an integer >= {minimum}")
 
     @classmethod
     def from_json(cls, document: Any) -> AcceptancePolicy:
+        """Read `{"minFeeWei": ..., "maxOutputLength": ..., "maxConcurrentQueries": ...}`; absent keys keep their defaults."""
         if not isinstance(document, Mapping):
-            raise ConfigurationError("policy must be an object with min_fee_wei, max_output_length, max_concurrent_queries")
-        known = {"min_fee_wei", "max_output_length", "max_concurrent_queries"}
-        unknown = set(document) - known
+            raise ConfigurationError("policy must be an object with minFeeWei, maxOutputLength and maxConcurrentQueries")
+        unknown = sorted(set(document) - set(_POLICY_KEYS))
         if unknown:
-            raise ConfigurationError(f"policy has unknown keys {sorted(unknown)}; known keys: {sorted(known)}")
-        return cls(**document)
+            raise ConfigurationError(f"policy has unknown keys {unknown}; known keys: {sorted(_POLICY_KEYS)}")
+        values = dict(document)
+        # Large wei amounts may be written as decimal strings, which JSON tools keep exact.
+        if isinstance(values.get("minFeeWei"), str) and values["minFeeWei"].isdigit():
+            values["minFeeWei"] = int(values["minFeeWei"])
+        return cls(**{_POLICY_KEYS[name]: value for name, value in values.items()})
 
     def to_json(self) -> dict[str, int]:
-        return {
-            "min_fee_wei": self.min_fee_wei,
-            "max_output_length": self.max_output_length,
-            "max_concurrent_queries": self.max_concurrent_queries,
-        }
+        return {name: getattr(self, attribute) for name, attribute in _POLICY_KEYS.items()}
+
+
+_POLICY_KEYS = {
+    "minFeeWei": "min_fee_wei",
+    "maxOutputLength": "max_output_length",
+    "maxConcurrentQueries": "max_concurrent_queries",
+}
 
 
 @dataclass(frozen=True)

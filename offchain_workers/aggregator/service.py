@@ -22,8 +22,6 @@ import eth_abi.exceptions
 from web3 import Web3
 
 from pmsr_chain.client import MarketClient
-from pmsr_chain.compiler import load_artifact
-from pmsr_chain.deployment import MARKET_CONTRACT
 from pmsr_chain.errors import ConfigurationError, PmsrError, RpcError, TransactionError
 from pmsr_chain.events import QueryProposed, to_event_record
 from pmsr_chain.rpc import make_web3, rpc_request
@@ -53,7 +51,8 @@ class AggregatorService:
     `start_block` is where reading begins on a fresh database (the market's deployment block).
     `block_chunk` is the largest block range per `eth_getLogs` request. While a range returns more
     than `max_logs_per_request` logs the range is halved, so each batch and the memory it needs
-    stay bounded.
+    stay bounded. With `keeper`, each poll also calls `cancel` and `fail` on due queries of the
+    market (see `offchain_workers.keeper`), paid from this aggregator's account.
     """
 
     def __init__(
@@ -68,6 +67,7 @@ class AggregatorService:
         block_chunk: int = 1000,
         max_logs_per_request: int = 2000,
         confirmations: int = 0,
+        keeper: bool = False,
     ) -> None:
         if client.sender is None:
             raise ConfigurationError("the aggregator's MarketClient needs a sender; build it with sender=...")
@@ -94,25 +94,39 @@ class AggregatorService:
         self._driver: QueryDriver | None = None
         self._chain_id: int | None = None
         self._ingestor: ShareIngestor | None = None
+        self._keeper: Any = None
+        if keeper:
+            # Imported here because only services that run a keeper need it.
+            from ..keeper import Keeper
+
+            self._keeper = Keeper(client, database=self.state.database, start_block=start_block, block_chunk=block_chunk)
 
     @classmethod
     def from_config(cls, config: AggregatorConfig) -> AggregatorService:
-        """Build a service from a configuration: unlock the account and key file, connect, open the database."""
+        """Build a service from a configuration: unlock the account and key file, connect, open the database.
+
+        Raises:
+            ConfigurationError, DeploymentError, KeyFileError: a key, the manifest or the artifact
+                cannot be read, or the manifest disagrees with the chain.
+            RpcError: the node cannot be reached.
+        """
         w3 = make_web3(config.rpc_url)
-        account = config.load_account()
+        account = config.account.load()
         key_pair = config.load_key_pair()
-        sender = TransactionSender(w3, account, SenderConfig(receipt_timeout=config.receipt_timeout))
-        client = MarketClient(w3, config.market_address, load_artifact(MARKET_CONTRACT).abi, sender)
+        market, deployment_block = config.market.connect(w3, log_chunk_size=config.block_chunk)
+        client = market.with_sender(TransactionSender(w3, account, SenderConfig(receipt_timeout=config.receipt_timeout)))
+        start_block = config.start_block if config.start_block is not None else deployment_block or 0
         return cls(
             client,
             key_pair,
             config.database,
             policy=config.policy,
-            start_block=config.start_block,
+            start_block=start_block,
             poll_interval=config.poll_interval,
             block_chunk=config.block_chunk,
             max_logs_per_request=config.max_logs_per_request,
             confirmations=config.confirmations,
+            keeper=config.keeper,
         )
 
     # --- running ----------------------------------------------------------------------------------
@@ -128,6 +142,8 @@ class AggregatorService:
                 self.poll_once()
             except (RpcError, TransactionError) as error:
                 logger.warning("poll failed: %s; retrying in %.2f s", error, self.poll_interval)
+            except PmsrError as error:
+                logger.error("poll failed: %s; retrying in %.2f s", error, self.poll_interval)
             except Exception:
                 logger.exception("poll failed; retrying in %.2f s", self.poll_interval)
             self._stop.wait(self.poll_interval)
@@ -209,6 +225,11 @@ class AggregatorService:
                 logger.error("query %d: step in phase %s failed: %s", query.query_id, query.phase, error)
             except Exception:
                 logger.exception("query %d: step in phase %s failed", query.query_id, query.phase)
+        if self._keeper is not None and not self.stopping:
+            try:
+                self._keeper.run_once()
+            except PmsrError as error:
+                logger.error("keeper pass failed: %s; retrying on the next poll", error)
         return clock
 
     def _ensure_driver(self) -> QueryDriver:

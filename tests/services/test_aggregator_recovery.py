@@ -29,11 +29,11 @@ from aggregator_conftest import (  # noqa: F401 - fixtures are used by name
     wait_until,
 )
 
-from offchain_workers.aggregator import AggregatorConfig, AggregatorService, Phase, SecretSource
-from offchain_workers.aggregator.config import AccountSource
+from offchain_workers.aggregator import AccountSource, AggregatorConfig, AggregatorService, MarketSource, Phase, SecretSource
 from offchain_workers.encoding import from_le_bytes
 from offchain_workers.encryption import ShareContext, encrypt_shares
 from offchain_workers.keys import MIN_SCRYPT_N, AggregatorKeyPair
+from pmsr_chain import compile_contracts
 from pmsr_chain.keystore import import_keystore
 from pmsr_chain.types import QueryStatus
 
@@ -214,15 +214,17 @@ def test_corrupted_share_abandons_only_that_query(harness, market, aggregators, 
 
 
 def write_process_config(identity: AggregatorIdentity, directory: Path, rpc_url: str, market_address: str, start: int) -> Path:
-    passphrase = "test passphrase"
-    keystore = import_keystore(directory, "account", identity.client.sender.account.key.hex(), passphrase, scrypt_n=2**4)
-    identity.key_pair.save(directory / "x25519.json", passphrase, scrypt_n=MIN_SCRYPT_N)
+    passphrase_file = directory / "passphrase.txt"
+    directory.mkdir(parents=True)
+    passphrase_file.write_text("test passphrase\n")
+    keystore = import_keystore(directory, "account", identity.client.sender.account.key.hex(), "test passphrase", scrypt_n=2**4)
+    identity.key_pair.save(directory / "x25519.json", "test passphrase", scrypt_n=MIN_SCRYPT_N)
     config = AggregatorConfig(
         rpc_url=rpc_url,
-        market_address=market_address,
-        account=AccountSource(keystore=keystore.path, passphrase=SecretSource(value=passphrase)),
+        market=MarketSource(address=market_address, artifact=compile_contracts()["DataMarket"].path),
+        account=AccountSource(keystore=keystore.path, passphrase_file=passphrase_file),
         key_file=directory / "x25519.json",
-        key_passphrase=SecretSource(value=passphrase),
+        key_passphrase=SecretSource(file=passphrase_file),
         database=directory / "aggregator.sqlite",
         start_block=start,
         poll_interval=0.1,

@@ -215,3 +215,19 @@ def test_fresh_database_resumes_accepted_query(harness, market, aggregators, sta
     assert market.query_result(query.query_id) == expected_sum(values)
     for service in services:
         service.close()
+
+
+def test_keeper_flag_cancels_unaccepted_query(harness, market, aggregators, start_block, tmp_path):
+    service = build_service(aggregators[0], tmp_path / "aggregator.sqlite", start_block, keeper=True)
+    # Only aggregator 0 runs, so the query never opens.
+    query = propose(harness, aggregators, sum_spec())
+    service.poll_once()
+    assert service.state.query(query.query_id).phase == Phase.ACCEPTED
+
+    harness.advance_past(query.params.accept_deadline)
+    service.poll_once()
+    service.poll_once()
+    service.close()
+
+    assert market.query_info(query.query_id).status is QueryStatus.CANCELLED
+    assert service.state.query(query.query_id).phase == Phase.CANCELLED

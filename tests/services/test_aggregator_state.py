@@ -349,77 +349,76 @@ def test_policy_refuses_noise_that_could_wrap():
 # --- configuration --------------------------------------------------------------------------------
 
 
+def base_document(**changes) -> dict:
+    document = {
+        "rpcUrl": "http://127.0.0.1:8545",
+        "market": {"address": MARKET},
+        "account": {"devKeys": "keys.json", "address": "0x" + "cd" * 20},
+        "encryptionKey": {"path": "x25519.json", "passphraseFile": "secret.txt"},
+        "dbPath": "aggregator.sqlite",
+    }
+    document.update(changes)
+    return document
+
+
 def test_config_file_resolves_relative_paths(tmp_path, monkeypatch):
     (tmp_path / "secret.txt").write_text("file secret\n")
-    document = {
-        "rpc_url": "http://127.0.0.1:8545",
-        "market": {"address": MARKET.lower(), "start_block": 12},
-        "account": {"keystore": "keys/account.json", "passphrase": {"env": "AGGREGATOR_TEST_PASSPHRASE"}},
-        "encryption_key": {"path": "keys/x25519.json", "passphrase": {"file": "secret.txt"}},
-        "database": "state/aggregator.sqlite",
-        "policy": {"min_fee_wei": 5, "max_output_length": 16, "max_concurrent_queries": 2},
-        "poll_interval": 0.25,
-    }
+    document = base_document(
+        market={"address": MARKET.lower(), "manifest": None},
+        account={"keystore": "keys/account.json", "passphraseEnv": "AGGREGATOR_TEST_PASSPHRASE"},
+        dbPath="state/aggregator.sqlite",
+        startBlock=12,
+        policy={"minFeeWei": "5", "maxOutputLength": 16, "maxConcurrentQueries": 2},
+        pollInterval=0.25,
+        keeper=True,
+    )
     path = tmp_path / "aggregator.json"
     path.write_text(json.dumps(document))
-    monkeypatch.setenv("AGGREGATOR_TEST_PASSPHRASE", "env secret")
 
     config = load_config(path)
 
-    assert config.market_address == MARKET
     assert config.start_block == 12
     assert config.database == tmp_path / "state" / "aggregator.sqlite"
     assert config.account.keystore == tmp_path / "keys" / "account.json"
-    assert config.account.passphrase.read() == "env secret"
+    assert config.account.passphrase_env == "AGGREGATOR_TEST_PASSPHRASE"
+    assert config.key_file == tmp_path / "x25519.json"
     assert config.key_passphrase.read() == "file secret"
     assert config.policy == AcceptancePolicy(5, 16, 2)
     assert config.poll_interval == 0.25
+    assert config.keeper is True
     assert AggregatorConfig.from_json(config.to_json(), tmp_path) == config
 
 
-def test_config_reads_manifest(tmp_path):
-    (tmp_path / "manifest.json").write_text(json.dumps({"address": MARKET, "block": 42}))
-    document = {
-        "rpc_url": "http://127.0.0.1:8545",
-        "market": {"manifest": "manifest.json"},
-        "account": {"dev_keys": "keys.json", "index": 3},
-        "encryption_key": {"path": "x25519.json", "passphrase": {"value": "literal"}},
-        "database": "aggregator.sqlite",
-    }
-    config = AggregatorConfig.from_json(document, tmp_path)
-    assert (config.market_address, config.start_block) == (MARKET, 42)
-    assert config.account.index == 3
-    assert "literal" not in repr(config)
+def test_config_written_private(tmp_path):
+    config = AggregatorConfig.from_json(base_document(), tmp_path)
+    path = config.write(tmp_path / "out" / "aggregator.json")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_config(path) == config
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"rpc_url": "ws://x"}, "rpc_url"),
+        ({"rpcUrl": "ws://x"}, "rpcUrl"),
         ({"market": {"address": "0x1234"}}, "not an address"),
-        ({"poll_interval": 0}, "poll_interval"),
-        ({"block_chunk": 0}, "block_chunk"),
-        ({"policy": {"max_output_length": 0}}, "policy.max_output_length"),
-        ({"policy": {"min_fee": 1}}, "unknown keys"),
-        ({"surprise": 1}, "unknown configuration keys"),
-        ({"account": {"keystore": "k.json"}}, "needs a passphrase source"),
-        ({"encryption_key": {"path": "k.json", "passphrase": {"env": "A", "value": "b"}}}, "exactly one of env"),
+        ({"pollInterval": 0}, "pollInterval"),
+        ({"blockChunk": 0}, "blockChunk"),
+        ({"startBlock": -1}, "startBlock"),
+        ({"keeper": "yes"}, "keeper"),
+        ({"policy": {"maxOutputLength": 0}}, "max_output_length"),
+        ({"policy": {"minFee": 1}}, "unknown keys"),
+        ({"surprise": 1}, "unknown keys"),
+        ({"dbPath": ""}, "dbPath"),
+        ({"encryptionKey": {"path": "k.json"}}, "exactly one of passphraseEnv or passphraseFile"),
+        ({"encryptionKey": {"path": "k.json", "passphraseEnv": "A", "passphraseFile": "b"}}, "exactly one of"),
     ],
 )
 def test_config_rejects_invalid_values(tmp_path, change, message):
-    document = {
-        "rpc_url": "http://127.0.0.1:8545",
-        "market": {"address": MARKET},
-        "account": {"dev_keys": "keys.json"},
-        "encryption_key": {"path": "x25519.json", "passphrase": {"value": "v"}},
-        "database": "aggregator.sqlite",
-        **change,
-    }
     with pytest.raises(ConfigurationError, match=message):
-        AggregatorConfig.from_json(document, tmp_path)
+        AggregatorConfig.from_json(base_document(**change), tmp_path)
 
 
-def test_missing_secret_named(tmp_path, monkeypatch):
+def test_missing_passphrase_named(tmp_path, monkeypatch):
     monkeypatch.delenv("AGGREGATOR_UNSET_VARIABLE", raising=False)
     with pytest.raises(ConfigurationError, match="AGGREGATOR_UNSET_VARIABLE is not set"):
         SecretSource(env="AGGREGATOR_UNSET_VARIABLE").read()
