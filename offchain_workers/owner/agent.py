@@ -21,7 +21,9 @@ the next run checks `submissionState` and the transaction itself before acting a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -94,6 +96,11 @@ VIEW_BATCH_SIZE = 200
 
 # Transactions whose receipts one `wait_for_all` call collects; a failed one is then re-read alone.
 RECEIPT_CHUNK = 500
+
+# Gas added to a reused estimate (see `FleetConfig.estimate_gas`). Submissions to one query differ
+# by at most a fresh submission word (a zero-to-nonzero SSTORE costs 20,000 more than an update) and
+# the last one's SubmissionsFilled event and closedAt write; claims and releases differ less.
+SHARED_GAS_MARGIN = 60_000
 
 # Contract refusals that mean "too late or too full", not "the policy forbids it".
 _SKIP_REASONS = (Reason.SUBMIT_DEADLINE_PASSED, Reason.QUERY_FULL)
@@ -261,7 +268,7 @@ class OwnerFleet:
             market, deployment_block = config.market.connect(w3, log_chunk_size=config.block_chunk)
         self.market = market
         self.sender_config = sender_config or SenderConfig(receipt_timeout=config.receipt_timeout)
-        self.state = OwnerState(config.db_path)
+        self.state = OwnerState(config.db_path, fsync_every_commit=config.fsync_every_commit)
         self.tables = TableCache()
         self.agents: dict[str, OwnerAgent] = {}
         for index, owner in enumerate(config.owners):
@@ -274,6 +281,7 @@ class OwnerFleet:
         self._poller = EventPoller(reader, self.state.cursor(), OWNER_EVENTS, start_block=start_block)
         self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="owner")
         self._specs: dict[int, SpecCheck] = {}
+        self._gas_limits: dict[tuple[Any, ...], int] = {}
         self._min_owner_stake: int | None = None
         self._chain_id: int | None = None
         self.keeper = self._make_keeper(start_block) if config.keeper else None
@@ -495,8 +503,15 @@ class OwnerFleet:
         def send(row: DecisionRow) -> _Outcome:
             return self._send_submission(self.agents[row.owner], spec, query_id, keys)
 
-        outcomes = list(self._pool.map(send, [row for row in rows if row.owner in self.agents]))
-        self._finish(outcomes, Status.SUBMITTED, actions)
+        self._finish(self._map_first_alone(send, [row for row in rows if row.owner in self.agents]),
+                     Status.SUBMITTED, actions)
+
+    def _map_first_alone(self, function: Callable[[Any], _Outcome], items: Sequence[Any]) -> list[_Outcome]:
+        """Run `function` over `items` in the pool; without `estimate_gas` the first runs alone, so its
+        estimate is the one the others reuse."""
+        if self.config.estimate_gas or not items:
+            return list(self._pool.map(function, items))
+        return [function(items[0]), *self._pool.map(function, items[1:])]
 
     def _send_submission(self, agent: OwnerAgent, spec: QuerySpec, query_id: int, keys: Sequence[bytes]) -> _Outcome:
         outcome = _Outcome(agent, (query_id,))
@@ -515,11 +530,22 @@ class OwnerFleet:
         def record(transaction_hash: str) -> None:
             self.state.set_status(agent.address, query_id, Status.SUBMITTING, tx_hash=transaction_hash)
 
-        return self._send(outcome, call, record)
+        return self._send(outcome, call, record, ("submitShares", query_id))
 
-    def _send(self, outcome: _Outcome, call: ContractCall, record: Callable[[str], None]) -> _Outcome:
-        """Estimate, record and send `call`; turn a revert at estimation into a refusal or skip."""
+    def _send(self, outcome: _Outcome, call: ContractCall, record: Callable[[str], None],
+              gas_key: tuple[Any, ...] | None = None) -> _Outcome:
+        """Estimate, record and send `call`; turn a revert at estimation into a refusal or skip.
+
+        Without `estimate_gas`, calls that share `gas_key` reuse the first one's estimate (see
+        `FleetConfig`), and a revert shows up in the receipt instead.
+        """
         try:
+            if gas_key is not None and not self.config.estimate_gas:
+                limit = self._gas_limits.get(gas_key)
+                if limit is None:
+                    estimate = outcome.agent.sender.estimate_gas(call)
+                    limit = self._gas_limits.setdefault(gas_key, math.ceil(estimate * 1.2) + SHARED_GAS_MARGIN)
+                call = dataclasses.replace(call, gas=limit)
             outcome.pending = outcome.agent.sender.submit(call, before_send=record)
         except ContractRevertError as error:
             code = reason_for_contract_error(error.error_name)
@@ -599,7 +625,7 @@ class OwnerFleet:
         claim_count = len(tasks)
         for owner, query_id in releases:
             tasks.append(lambda owner=owner, query_id=query_id: self._send_release(self.agents[owner], query_id))
-        outcomes = list(self._pool.map(lambda task: task(), tasks))
+        outcomes = self._map_first_alone(lambda task: task(), tasks)
         self._finish(outcomes[:claim_count], Status.CLAIMED, actions)
         self._finish(outcomes[claim_count:], Status.RELEASED, actions)
 
@@ -613,7 +639,7 @@ class OwnerFleet:
         def record(transaction_hash: str) -> None:
             self.state.set_statuses([(agent.address, q) for q in query_ids], Status.CLAIMING, tx_hash=transaction_hash)
 
-        self._send(outcome, call, record)
+        self._send(outcome, call, record, ("claim",) if len(query_ids) == 1 else None)
         if outcome.pending is not None or outcome.code is None:
             return outcome
 
@@ -644,7 +670,7 @@ class OwnerFleet:
         def record(transaction_hash: str) -> None:
             self.state.set_status(agent.address, query_id, Status.RELEASING, tx_hash=transaction_hash)
 
-        self._send(outcome, agent.client.calls.release_budget(query_id), record)
+        self._send(outcome, agent.client.calls.release_budget(query_id), record, ("releaseBudget",))
         if outcome.pending is None and outcome.code is not None:
             (state,) = batch_views(self.market, "submissionState", [[query_id, agent.address]])
             chain_state = SubmissionState(int(state))

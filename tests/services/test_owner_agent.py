@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -313,3 +314,33 @@ def test_owner_process_submits_and_stops_on_sigterm(tmp_path, harness, market, a
     assert f"query {query_id} owner {client.sender.address}: submitted" in errors
     assert "owner fleet stopped" in errors
     assert passphrase not in errors
+
+
+def test_fleet_without_estimates_reuses_gas(harness, market, aggregators, make_owners, analyst, sum_spec):
+    owners = make_owners([1.0, 2.0, 3.0])
+    config = dataclasses.replace(owners.config, estimate_gas=False)
+    fleet = OwnerFleet(config, market=market)
+    try:
+        query_id = analyst.propose(sum_spec(), price_per_owner=10**15, min_owners=1, max_owners=5,
+                                   aggregators=aggregators.addresses)
+        fleet.run_once()
+        aggregators.accept(query_id)
+        # The third owner raises its price after joining: only the contract can stop it now.
+        owners.clients[2].update_owner_policy(harness.default_policy(min_price_per_query=10**16))
+
+        actions = fleet.run_once()
+        assert [(item.action, item.code) for item in actions] == [
+            ("submitted", None), ("submitted", None), ("refused", "price_below_minimum"),
+        ]
+        # The refused submission was mined and reverted, so its receipt names the error.
+        assert "reverted on-chain" in actions[2].reason
+        receipt = market.w3.eth.get_transaction_receipt(actions[2].transaction_hash)
+        assert receipt["status"] == 0
+        limits = {market.w3.eth.get_transaction(item.transaction_hash)["gas"] for item in actions}
+        assert len(limits) == 1
+
+        aggregators.publish(query_id)
+        claimed = fleet.run_once()
+        assert sorted(item.owner for item in claimed if item.action == "claimed") == sorted(owners.addresses[:2])
+    finally:
+        fleet.close()
