@@ -183,9 +183,9 @@ class Analyst:
             AnalystError: fewer than `count` (or fewer than 2) aggregators are available.
         """
         maximum = self.market.max_aggregators()
-        wanted = count if count is not None else maximum
-        if not MIN_AGGREGATORS <= wanted <= maximum:
-            raise InvalidInputError(f"aggregator count {wanted} is outside {MIN_AGGREGATORS}..{maximum}")
+        requested = count if count is not None else maximum
+        if not MIN_AGGREGATORS <= requested <= maximum:
+            raise InvalidInputError(f"aggregator count {requested} is outside {MIN_AGGREGATORS}..{maximum}")
         registered: list[str] = []
         for record in self.market.events("AggregatorRegistered", self.start_block):
             assert isinstance(record, AggregatorRegistered)
@@ -198,12 +198,12 @@ class Analyst:
             if info.registered and info.exit_requested_at == 0 and info.stake >= minimum_stake:
                 candidates.append((info.open_queries, order, address))
         candidates.sort()
-        if len(candidates) < wanted:
+        if len(candidates) < requested:
             raise AnalystError(
-                f"{len(candidates)} usable aggregators are registered but the query needs {wanted}; "
+                f"{len(candidates)} usable aggregators are registered but the query needs {requested}; "
                 "register more aggregators or ask for fewer"
             )
-        return [address for _, _, address in candidates[:wanted]]
+        return [address for _, _, address in candidates[:requested]]
 
     def build_params(
         self,
@@ -461,8 +461,8 @@ class Analyst:
     def refund(self, query_id: int) -> int:
         """Withdraw the analyst's refund and return it in wei.
 
-        After publication that is the price of the unused owner slots; after a cancellation or a
-        failure it is the whole escrow plus any slashed stake.
+        After publication the refund is the price of the unused owner slots. After a cancellation
+        or a failure it is the whole escrow plus any slashed stake.
 
         Raises:
             ContractRevertError: the query is not settled, the refund was taken, or the sender is

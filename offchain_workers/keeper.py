@@ -11,7 +11,7 @@ block's timestamp:
 - an aggregator missed `commitDeadline`, or every aggregator committed but one missed
   `revealDeadline`: `fail` (the late aggregators are slashed to the analyst).
 
-Run it alone with `python -m offchain_workers.keeper --config keeper.json`, where the JSON holds
+Run it alone with `python -m offchain_workers.keeper --config keeper.json`, where the JSON contains
 `rpcUrl`, `market` (as in the owner configuration), `account`, and optionally `dbPath`,
 `pollInterval`, `startBlock` and `blockChunk`. The owner fleet also runs one when its
 configuration sets `keeper`.
@@ -110,9 +110,9 @@ def due_action(info: QueryInfo, now: int) -> tuple[str, str] | None:
 class Keeper:
     """Watches unsettled queries and sends `cancel` or `fail` when due, from `market.sender`.
 
-    With a `database`, the watched queries and the event cursor persist across restarts (the
-    tables live next to the owner's or aggregator's own state); without one they are kept in
-    memory and rebuilt from `start_block`.
+    With a `database`, the watched queries and the event cursor persist across restarts, in tables
+    next to the owner's or aggregator's own state. Without one they are kept in memory and rebuilt
+    from `start_block`.
     """
 
     def __init__(
@@ -202,6 +202,8 @@ class Keeper:
                 self.run_once()
             except PmsrError as error:
                 logger.error("keeper pass failed: %s; retrying in %.1f s", error, poll_interval)
+            except Exception:
+                logger.exception("keeper pass failed unexpectedly; retrying in %.1f s", poll_interval)
             stop.wait(poll_interval)
         logger.info("keeper for market %s stopped", self.market.address)
 
@@ -239,11 +241,13 @@ class KeeperConfig:
                 raise ConfigurationError(f"keeper configuration {path} lacks {key}")
         base = path.parent
         db_path = document.get("dbPath")
+        if db_path is not None:
+            db_path = Path(db_path) if Path(db_path).is_absolute() else base / db_path
         return cls(
             rpc_url=str(document.get("rpcUrl", "http://127.0.0.1:8545")),
             market=MarketSource.from_json(document["market"], base),
             account=AccountSource.from_json(document["account"], base),
-            db_path=None if db_path is None else (base / db_path if not Path(db_path).is_absolute() else Path(db_path)),
+            db_path=db_path,
             poll_interval=float(document.get("pollInterval", 1.0)),
             start_block=document.get("startBlock"),
             block_chunk=int(document.get("blockChunk", 2_000)),

@@ -73,7 +73,7 @@ _TABLE_FORMATS = {"csv": (".csv",), "parquet": (".parquet", ".pq")}
 
 @dataclass(frozen=True)
 class AccountSource:
-    """Where an account's private key comes from; the key is read only by `load()`.
+    """Source of an account's private key, which only `load()` reads.
 
     Set `keystore` with one of `passphrase_env` or `passphrase_file`, or set `dev_keys` with
     `address`. Dev key files hold plain-hex keys and serve only the local runner's throwaway
@@ -165,7 +165,7 @@ def _dev_keys_by_address(path: str) -> dict[str, LocalAccount]:
 class MarketSource:
     """The market contract: an address, a deployment manifest, or both (they must agree).
 
-    `artifact` names a compiled artifact JSON to read the ABI from; without it the ABI comes from
+    `artifact` names a compiled artifact JSON to read the ABI from. Without it the ABI comes from
     `pmsr_chain.load_artifact`, which compiles the contracts when their sources changed.
     """
 
@@ -296,7 +296,7 @@ class LocalPolicy:
     """Checks an owner applies on its own machine on top of its on-chain policy.
 
     `None` in a field means "no local limit": the on-chain policy alone decides.
-    - `allowed_templates`: template names the owner answers (count, sum, ..., vote).
+    - `allowed_templates`: template names the owner accepts (count, sum, ..., vote).
     - `min_price_wei`: minimum price per query, in wei, on top of the on-chain minimum.
     - `max_epsilon_per_query`: the most epsilon (in millionths) one query may spend, so a single
       query cannot take a large part of the lifetime budget.
@@ -460,7 +460,7 @@ class FleetConfig:
         for index, owner in enumerate(self.owners):
             if not isinstance(owner.account, AccountSource) or not isinstance(owner.dataset, DatasetSource):
                 raise ConfigurationError(
-                    f"owner {index} holds an in-memory account or table; give an AccountSource and a "
+                    f"owner {index} has an in-memory account or table; give an AccountSource and a "
                     "DatasetSource to write the configuration to a file"
                 )
             owners.append(
@@ -504,35 +504,10 @@ class FleetConfig:
         for key in ("market", "dbPath", "owners"):
             if key not in mapping:
                 raise ConfigurationError(f"configuration lacks {key}")
-        market = MarketSource.from_json(mapping["market"], base)
-        db_path = _path(mapping["dbPath"], base)
-        assert db_path is not None
-        rpc_url = str(mapping.get("rpcUrl", "http://127.0.0.1:8545"))
-        poll_interval = float(mapping.get("pollInterval", 1.0))
-        default_policy = LocalPolicy.from_json(mapping.get("localPolicy") or {})
-        if not isinstance(mapping["owners"], list):
-            raise ConfigurationError("owners must be a list of {account, dataset, localPolicy} objects")
-        owners = []
-        for index, entry in enumerate(mapping["owners"]):
-            owner = _mapping(entry, f"owners[{index}]", {"account", "dataset", "localPolicy"})
-            if "account" not in owner or "dataset" not in owner:
-                raise ConfigurationError(f"owners[{index}] needs an account and a dataset")
-            policy = LocalPolicy.from_json(owner["localPolicy"]) if owner.get("localPolicy") else default_policy
-            owners.append(
-                OwnerConfig(
-                    account=AccountSource.from_json(owner["account"], base),
-                    dataset=DatasetSource.from_json(owner["dataset"], base),
-                    local_policy=policy,
-                    rpc_url=rpc_url,
-                    market=market,
-                    db_path=db_path,
-                    poll_interval=poll_interval,
-                )
-            )
         keeper_account = mapping.get("keeperAccount")
         start_block = mapping.get("startBlock")
         return cls(
-            owners=tuple(owners),
+            owners=_owners_from_json(mapping, base),
             workers=_integer(mapping.get("workers", 4), "workers"),
             block_chunk=_integer(mapping.get("blockChunk", 2_000), "blockChunk"),
             start_block=None if start_block is None else _integer(start_block, "startBlock"),
@@ -542,6 +517,36 @@ class FleetConfig:
             estimate_gas=bool(mapping.get("estimateGas", True)),
             fsync_every_commit=bool(mapping.get("fsyncEveryCommit", False)),
         )
+
+
+def _owners_from_json(mapping: Mapping[str, Any], base: Path) -> tuple[OwnerConfig, ...]:
+    """Build each owner's configuration from its entry and the settings the owners share."""
+    market = MarketSource.from_json(mapping["market"], base)
+    db_path = _path(mapping["dbPath"], base)
+    assert db_path is not None
+    rpc_url = str(mapping.get("rpcUrl", "http://127.0.0.1:8545"))
+    poll_interval = float(mapping.get("pollInterval", 1.0))
+    default_policy = LocalPolicy.from_json(mapping.get("localPolicy") or {})
+    if not isinstance(mapping["owners"], list):
+        raise ConfigurationError("owners must be a list of {account, dataset, localPolicy} objects")
+    owners = []
+    for index, entry in enumerate(mapping["owners"]):
+        owner = _mapping(entry, f"owners[{index}]", {"account", "dataset", "localPolicy"})
+        if "account" not in owner or "dataset" not in owner:
+            raise ConfigurationError(f"owners[{index}] needs an account and a dataset")
+        policy = LocalPolicy.from_json(owner["localPolicy"]) if owner.get("localPolicy") else default_policy
+        owners.append(
+            OwnerConfig(
+                account=AccountSource.from_json(owner["account"], base),
+                dataset=DatasetSource.from_json(owner["dataset"], base),
+                local_policy=policy,
+                rpc_url=rpc_url,
+                market=market,
+                db_path=db_path,
+                poll_interval=poll_interval,
+            )
+        )
+    return tuple(owners)
 
 
 def load_fleet_config(path: str | Path) -> FleetConfig:

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 class Reason(str, Enum):
-    """Why an owner refused or skipped a query; the value is stored in the state database."""
+    """Code of an owner's refusal or skip of a query, stored in the state database."""
 
     MALFORMED_SPEC = "malformed_spec"
     SPEC_HASH_MISMATCH = "spec_hash_mismatch"
@@ -113,9 +113,9 @@ class SpecCheck:
 def check_spec(spec_json: bytes, on_chain_hash: bytes, params: QueryParams) -> SpecCheck:
     """Check a proposed query's spec against its on-chain hash and parameters.
 
-    The checks are: keccak256(spec_json) equals `on_chain_hash`; the bytes are a valid canonical
-    spec; its template id, output length, epsilon and `maxAbsEncoded` equal the parameters'; and
-    `maxOwners * maxAbsEncoded < 2^62`.
+    It checks, in order, that keccak256(spec_json) equals `on_chain_hash`, that the bytes are a
+    valid canonical spec, and that its template id, output length, epsilon and `maxAbsEncoded`
+    equal the parameters'. Last, it checks `maxOwners * maxAbsEncoded < 2^62`.
     """
     computed = spec_hash(spec_json)
     if computed != bytes(on_chain_hash):

@@ -146,8 +146,8 @@ class OwnerState:
     crash or SIGKILL of the process, and only an operating-system crash or power loss can undo the
     last ones. That is enough here, because the chain itself rejects a second submission
     (`AlreadySubmitted`) or claim (`NotSubmitted`), and a restart reads `submissionState`. Waiting
-    for fsync would add one disk flush per owner per transaction (3 to 10 ms each, measured on this
-    project's 2-core test machine while Anvil ran); `fsync_every_commit=True` restores it.
+    for fsync adds one disk flush per owner per transaction, which took 3 to 10 ms each on this
+    project's 2-core test machine while Anvil ran. `fsync_every_commit=True` restores it.
     """
 
     def __init__(self, path: Path, *, fsync_every_commit: bool = False) -> None:

@@ -27,7 +27,7 @@ from offchain_workers.owner import (
     load_fleet_config,
 )
 from offchain_workers.owner.state import OwnerState
-from pmsr_chain import SubmissionState, TransactionSender
+from pmsr_chain import QueryStatus, SubmissionState, TransactionSender
 from pmsr_chain.events import OwnerPaid, SharesSubmitted
 from pmsr_chain.keystore import import_keystore
 
@@ -106,7 +106,7 @@ def test_fleet_claims_many_in_one_transaction(market, aggregators, make_owners, 
     assert sorted(event.query_id for event in paid) == sorted(queries)
 
 
-def test_fleet_waits_for_open_and_skips_after_deadline(harness, market, aggregators, make_owners, analyst, open_fleets, sum_spec):
+def test_fleet_skips_after_deadline(harness, market, aggregators, make_owners, analyst, open_fleets, sum_spec):
     owners = make_owners([1.0])
     fleet = owners.fleet(market)
     open_fleets.append(fleet)
@@ -272,7 +272,7 @@ def test_fleet_config_json_round_trip(tmp_path, market):
     assert json.loads(path.read_text())["owners"][1]["dataset"]["rows"] == [1, 2]
 
 
-def test_owner_process_submits_and_stops_on_sigterm(tmp_path, harness, market, aggregators, analyst, deployment, sum_spec):
+def test_owner_process_stops_on_sigterm(tmp_path, harness, market, aggregators, analyst, deployment, sum_spec):
     # A real owner: V3 keystore, CSV table, configuration file, its own process.
     client = harness.register_owners(1)[0]
     passphrase = "correct horse"
@@ -342,5 +342,41 @@ def test_fleet_without_estimates_reuses_gas(harness, market, aggregators, make_o
         aggregators.publish(query_id)
         claimed = fleet.run_once()
         assert sorted(item.owner for item in claimed if item.action == "claimed") == sorted(owners.addresses[:2])
+    finally:
+        fleet.close()
+
+
+def test_owners_share_one_table_file(tmp_path, market, aggregators, make_owners, analyst, open_fleets, sum_spec):
+    path = tmp_path / "shared.csv"
+    path.write_text("x,y\n1.25,0\n2.5,0\n-7,0\n")
+    sources = [DatasetSource(path, "csv", (0, 1)), DatasetSource(path, "csv", (1, 3))]
+    owners = make_owners([0.0, 0.0], tables=sources)
+    fleet = owners.fleet(market)
+    open_fleets.append(fleet)
+    # contributionBound 2 lets the second owner contribute both of its rows.
+    spec = dataclasses.replace(sum_spec(), contribution_bound=2)
+    query_id = analyst.propose(spec, price_per_owner=0, min_owners=2, max_owners=2, aggregators=aggregators.addresses)
+    fleet.run_once()
+    aggregators.accept(query_id)
+    assert len(_actions(fleet.run_once(), "submitted")) == 2
+    aggregators.publish(query_id)
+    assert analyst.result(query_id).values[0] == pytest.approx(1.25 + 2.5 - 7)
+    assert len(fleet.tables._files) == 1
+
+
+def test_fleet_runs_keeper_when_configured(harness, market, aggregators, make_owners, analyst, sum_spec):
+    owners = make_owners([1.0])
+    fleet = OwnerFleet(dataclasses.replace(owners.config, keeper=True), market=market)
+    try:
+        query_id = analyst.propose(sum_spec(), price_per_owner=0, min_owners=1, max_owners=2,
+                                   aggregators=aggregators.addresses, accept_window=30)
+        fleet.run_once()
+        harness.advance_past(market.query_info(query_id).params.accept_deadline)
+        assert fleet.run_once() == []  # the keeper runs last in a pass
+        assert market.query_info(query_id).status == QueryStatus.CANCELLED
+        # The owner had joined; the next pass reads the cancellation and skips the query.
+        actions = fleet.run_once()
+        assert [(item.action, item.code) for item in actions] == [("skipped", "query_closed")]
+        assert fleet.state.decision(owners.addresses[0], query_id).status == Status.SKIPPED
     finally:
         fleet.close()
