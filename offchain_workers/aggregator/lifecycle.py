@@ -399,10 +399,9 @@ class QueryDriver:
     def _await_publication(self, query: QueryRecord, clock: ChainClock) -> None:
         query_id = query.query_id
         info = self.client.query_info(query_id)
-        if self._settle_if_over(query, info):
-            return
         if info.status is not QueryStatus.PUBLISHED:
-            self._report(query_id, f"waiting for reveals: {info.revealed_count} of {query.aggregator_count}")
+            if not self._settle_if_over(query, info):
+                self._report(query_id, f"waiting for reveals: {info.revealed_count} of {query.aggregator_count}")
             return
         result = self.client.query_result(query_id)
         if len(result) != query.output_length:
@@ -415,7 +414,7 @@ class QueryDriver:
         self.state.set_phase(query_id, Phase.PUBLISHED)
         self._claim_fee(query, clock)
 
-    def _claim_fee(self, query: QueryRecord, clock: ChainClock) -> None:
+    def _claim_fee(self, query: QueryRecord, clock: ChainClock | None = None) -> None:
         query_id = query.query_id
         try:
             receipt = self.client.claim_fee(query_id)
@@ -445,7 +444,16 @@ class QueryDriver:
         return self.client.aggregator_query_state(query_id, self.address).accepted
 
     def _settle_if_over(self, query: QueryRecord, info: QueryInfo) -> bool:
-        """Record a cancelled or failed query as over; return True if it is."""
+        """Record a published, cancelled or failed query; return True if it is one of those.
+
+        A published query moves to PUBLISHED, where the fee is claimed: every aggregator revealed,
+        so this one did too, even if its database (rebuilt, or written before a crash) says otherwise.
+        """
+        if info.status is QueryStatus.PUBLISHED:
+            self._set(query.query_id, Phase.PUBLISHED, None)
+            logger.info("query %d: result already published; claiming the fee", query.query_id)
+            self._claim_fee(query)
+            return True
         if info.status is QueryStatus.CANCELLED:
             self._set(query.query_id, Phase.CANCELLED, "cancelled on-chain")
             logger.info("query %d: cancelled on-chain", query.query_id)
@@ -460,7 +468,7 @@ class QueryDriver:
         self._set(query.query_id, Phase.ABANDONED, reason)
         logger.error("query %d: abandoned in phase %s: %s", query.query_id, query.phase, reason)
 
-    def _set(self, query_id: int, phase: Phase, reason: str) -> None:
+    def _set(self, query_id: int, phase: Phase, reason: str | None) -> None:
         self.state.set_phase(query_id, phase, reason)
         self._last_report.pop(query_id, None)
 

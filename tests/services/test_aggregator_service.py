@@ -216,6 +216,13 @@ def test_fresh_database_resumes_accepted_query(harness, market, aggregators, sta
     for service in services:
         service.close()
 
+    # A database rebuilt after publication finds the query settled and holds no query open.
+    late = build_service(aggregators[1], tmp_path / "aggregator-1-late.sqlite", start_block)
+    late.poll_once()
+    late.poll_once()
+    late.close()
+    assert late.state.query(query.query_id).phase == Phase.SETTLED
+
 
 def test_keeper_flag_cancels_unaccepted_query(harness, market, aggregators, start_block, tmp_path):
     service = build_service(aggregators[0], tmp_path / "aggregator.sqlite", start_block, keeper=True)
