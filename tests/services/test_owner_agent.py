@@ -24,6 +24,7 @@ from offchain_workers.owner import (
     OwnerConfig,
     OwnerFleet,
     Status,
+    batch_views,
     load_fleet_config,
 )
 from offchain_workers.owner.state import OwnerState
@@ -380,3 +381,22 @@ def test_fleet_runs_keeper_when_configured(harness, market, aggregators, make_ow
         assert fleet.state.decision(owners.addresses[0], query_id).status == Status.SKIPPED
     finally:
         fleet.close()
+
+
+def test_batch_views_match_single_calls(harness, market, aggregators, analyst, sum_spec):
+    owners = harness.register_owners(2, policy=harness.default_policy(min_price_per_query=7, allow_exact=False))
+    owners[1].begin_owner_exit()
+    stranger = harness.new_client().sender.address
+    addresses = [owner.sender.address for owner in owners] + [stranger]
+    query_id = analyst.propose(sum_spec(), price_per_owner=0, min_owners=1, max_owners=2,
+                               aggregators=aggregators.addresses)
+    infos = batch_views(market, "ownerInfo", [[address] for address in addresses])
+    assert infos == [market.owner_info(address) for address in addresses]
+    assert infos[0].policy.min_price_per_query == 7
+    assert infos[1].exit_requested_at > 0
+    assert not infos[2].registered
+    states = batch_views(market, "submissionState", [[query_id, address] for address in addresses])
+    assert states == [SubmissionState.NONE] * 3
+    assert isinstance(states[0], SubmissionState)
+    (query,) = batch_views(market, "queryInfo", [[query_id]])
+    assert query == market.query_info(query_id)
