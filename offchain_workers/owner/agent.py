@@ -159,7 +159,7 @@ def batch_views(market: MarketClient, function: str, argument_lists: Sequence[Se
 def _decode_view_output(market: MarketClient, function: str, raw: bytes) -> Any:
     """Decode a one-output view, by words when the output is static.
 
-    eth_abi 5.2 took about 0.8 ms to decode one `ownerInfo` on this project's 2-core test machine,
+    eth_abi 6.0 took about 0.8 ms to decode one `ownerInfo` on this project's 2-core test machine,
     which is 8 s for a fleet of 10,000 owners. A static output (integers, bools, addresses, fixed bytes and tuples of them) is
     one 32-byte word per field, so reading the words directly takes microseconds. Anything else, or
     data that does not check out, goes to eth_abi.
