@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -83,6 +83,9 @@ from ..tables import column_kinds, load_table
 from .config import DatasetSource, FleetConfig, OwnerConfig
 from .policy import Decision, Reason, SpecCheck, check_spec, evaluate, reason_for_contract_error
 from .state import DecisionRow, OwnerState, QueryPhase, Status, StoredQuery
+
+if TYPE_CHECKING:
+    from ..keeper import Keeper
 
 __all__ = ["OwnerAction", "TableCache", "OwnerAgent", "OwnerFleet", "batch_views"]
 
@@ -368,7 +371,8 @@ class OwnerFleet:
         logger.info("owner fleet of %d owners on market %s, reading events from block %d",
                     len(self.agents), market.address, start_block)
 
-    def _make_keeper(self, start_block: int) -> Any:
+    def _make_keeper(self, start_block: int) -> Keeper:
+        # Imported here because the keeper module imports this package's configuration.
         from ..keeper import Keeper
 
         account = self.config.keeper_account
@@ -494,9 +498,10 @@ class OwnerFleet:
         if not undecided:
             return
         if now >= query.params.submit_deadline:
-            self.state.set_phase(query_id, QueryPhase.IGNORED)
-            logger.info("query %d: its submit deadline %d passed before the agent read it; no owner joins",
-                        query_id, query.params.submit_deadline)
+            if not decided:
+                self.state.set_phase(query_id, QueryPhase.IGNORED)
+            logger.info("query %d: its submit deadline %d passed before the agent read it; %d owners do not join",
+                        query_id, query.params.submit_deadline, len(undecided))
             return
 
         check = self._spec_check(query)
