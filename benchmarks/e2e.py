@@ -154,7 +154,7 @@ def run_once(owners: int, arguments: argparse.Namespace) -> dict[str, Any]:
         with market:
             market.start_aggregators()
             market.add_owners(tables, fleets=arguments.fleets, workers=arguments.workers,
-                              shared_files=not arguments.per_owner_files)
+                              estimate_gas=arguments.estimate_gas, shared_files=not arguments.per_owner_files)
             market.wait_ready(timeout=600)
             analyst = market.analyst()
             setup_seconds = time.monotonic() - setup_started
@@ -184,6 +184,7 @@ def run_once(owners: int, arguments: argparse.Namespace) -> dict[str, Any]:
                 for record in submissions[:GAS_SAMPLE]
             ]
             times = monitor.times
+            times.setdefault("published", round(seconds, 3))
             submit_phase = times.get("submitted", seconds) - times.get("opened", 0.0)
             if arguments.keep_logs:
                 input("press Enter to stop the market and delete its directory ")
@@ -201,6 +202,7 @@ def run_once(owners: int, arguments: argparse.Namespace) -> dict[str, Any]:
         "gas_per_submission": int(statistics.median(sample)) if sample else None,
         "aggregator_peak_rss_mb": round(max(value or 0.0 for value in peak_rss), 1),
         "correct": list(result.words) == expected_words(spec, wages) and result.included_owners == owners,
+        "estimate_gas": arguments.estimate_gas,
         "block_time": arguments.block_time,
         "automine": arguments.automine,
         "machine": machine_info(),
@@ -213,7 +215,9 @@ def main() -> int:
     parser.add_argument("--aggregators", type=int, default=3, help="K, aggregator processes (default 3)")
     parser.add_argument("--length", type=int, default=1, help="L, output coordinates: 1 is a sum, more a histogram (default 1)")
     parser.add_argument("--fleets", type=int, default=2, help="owner fleet processes (default 2)")
-    parser.add_argument("--workers", type=int, default=8, help="threads per owner fleet (default 8)")
+    parser.add_argument("--workers", type=int, help="threads per owner fleet (default: the fleet's own default)")
+    parser.add_argument("--estimate-gas", action=argparse.BooleanOptionalAction, default=True,
+                        help="estimate every owner transaction (default); without it a fleet reuses the first estimate")
     parser.add_argument("--block-time", type=float, default=1.0, help="seconds between Anvil's interval blocks (default 1)")
     parser.add_argument("--automine", action=argparse.BooleanOptionalAction, default=False,
                         help="also mine each transaction as it arrives (Anvil mixed mining); default off")

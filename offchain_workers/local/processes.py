@@ -87,6 +87,7 @@ class ServiceProcess:
         self.ready_marker = ready_marker
         self.starts = 0
         self._log_offset = 0
+        self._terminate_sent = False
         self.peak_rss_mb: float | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -133,6 +134,7 @@ class ServiceProcess:
             start_new_session=True,
         )
         self.starts += 1
+        self._terminate_sent = False
         with _running_lock:
             _running[self._process.pid] = self
         logger.info("started %s (pid %d), log %s", self.name, self._process.pid, self.log_path)
@@ -147,14 +149,24 @@ class ServiceProcess:
             self.peak_rss_mb = value
         return self.peak_rss_mb
 
-    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> int | None:
-        """Send SIGTERM and wait up to `timeout` seconds, then SIGKILL. Return the exit status."""
-        if self._process is None:
-            return None
-        if self._process.poll() is None:
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting; `stop` then waits for the exit."""
+        if self._process is not None and self._process.poll() is None:
             self.sample_peak_rss()
             logger.info("stopping %s (pid %d) with SIGTERM", self.name, self._process.pid)
             self._process.send_signal(signal.SIGTERM)
+            self._terminate_sent = True
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> int | None:
+        """Send SIGTERM (unless `terminate` did) and wait up to `timeout` seconds, then SIGKILL.
+
+        Return the exit status.
+        """
+        if self._process is None:
+            return None
+        if self._process.poll() is None:
+            if not self._terminate_sent:
+                self.terminate()
             try:
                 self._process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -178,19 +190,6 @@ class ServiceProcess:
         """Stop the process if it runs, then start it again with the same configuration."""
         self.stop()
         return self.start()
-
-    def wait_running(self, seconds: float) -> None:
-        """Check that the process is still running after `seconds`; raise `ProcessError` with its log tail if not."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if not self.running:
-                break
-            time.sleep(0.05)
-        if not self.running:
-            raise ProcessError(
-                f"{self.name} exited with status {self.returncode} soon after starting; last lines of "
-                f"{self.log_path}:\n{self.log_tail()}"
-            )
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until the log of the current run contains `ready_marker`; return whether it appeared.

@@ -70,7 +70,7 @@ from .accounts import (
     register_owners,
     write_dev_keys,
 )
-from .processes import ServiceProcess
+from .processes import DEFAULT_STOP_TIMEOUT, ServiceProcess
 
 __all__ = ["LOCAL_PARAMETERS", "AggregatorHandle", "OwnerGroup", "LocalMarket"]
 
@@ -207,9 +207,13 @@ class LocalMarket:
         return self
 
     def stop(self) -> None:
-        """Stop every service process (SIGTERM, then SIGKILL after a timeout), then Anvil."""
-        for process in self.processes():
-            process.stop()
+        """Stop every service process (SIGTERM to all, then SIGKILL after a timeout), then Anvil."""
+        processes = self.processes()
+        for process in processes:
+            process.terminate()
+        deadline = time.monotonic() + DEFAULT_STOP_TIMEOUT
+        for process in processes:
+            process.stop(max(0.5, deadline - time.monotonic()))
         if self.node is not None:
             self.node.stop()
 
@@ -452,7 +456,8 @@ class LocalMarket:
         local_policy: LocalPolicy | None = None,
         fleets: int = 2,
         stake: int | None = None,
-        workers: int = 8,
+        workers: int | None = None,
+        estimate_gas: bool = True,
         shared_files: bool = False,
         start: bool = True,
     ) -> OwnerGroup:
@@ -462,6 +467,8 @@ class LocalMarket:
         existing CSV or Parquet files. With `shared_files`, the pandas tables of each fleet go into
         one CSV and each owner reads its row range, which saves one file read per owner. `policy`
         is the on-chain policy of every owner, or one per owner (default: `default_owner_policy`).
+        `workers` and `estimate_gas` set the fleets' thread count and gas estimation (see
+        `FleetConfig`; None keeps its default thread count).
         """
         if not tables:
             raise InvalidInputError("add_owners needs at least one table")
@@ -487,7 +494,9 @@ class LocalMarket:
         group = OwnerGroup(group_index, [key.address for key in keys], key_file, data_paths, fleet_of=assignment)
         for fleet in range(fleets):
             members = [index for index in range(count) if assignment[index] == fleet]
-            group.fleets.append(self._fleet_process(members, keys, key_file, sources, local_policy, workers))
+            group.fleets.append(
+                self._fleet_process(members, keys, key_file, sources, local_policy, workers, estimate_gas)
+            )
         self.groups.append(group)
         if start:
             for process in group.fleets:
@@ -536,7 +545,7 @@ class LocalMarket:
 
     def _fleet_process(
         self, members: Sequence[int], keys: Sequence[DevKey], key_file: Path, sources: Sequence[DatasetSource],
-        local_policy: LocalPolicy | None, workers: int,
+        local_policy: LocalPolicy | None, workers: int | None, estimate_gas: bool,
     ) -> ServiceProcess:
         fleet_index = self._fleet_count
         self._fleet_count += 1
@@ -554,7 +563,8 @@ class LocalMarket:
             )
             for index in members
         )
-        config = FleetConfig(owners=owners, workers=workers, start_block=self.start_block)
+        options: dict[str, Any] = {"workers": workers} if workers is not None else {}
+        config = FleetConfig(owners=owners, start_block=self.start_block, estimate_gas=estimate_gas, **options)
         config_path = config.write(self.data_dir / "config" / f"owners-{fleet_index}.json")
         return ServiceProcess(
             f"owners-{fleet_index}", "offchain_workers.owner", config_path,
