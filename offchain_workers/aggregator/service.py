@@ -39,6 +39,9 @@ __all__ = ["AggregatorService"]
 
 logger = logging.getLogger(__name__)
 
+# Blocks in the first `eth_getLogs` range of a poll loop; later ranges grow up to `block_chunk`.
+INITIAL_CHUNK = 64
+
 _PROPOSAL_TOPICS = ["0x" + QUERY_PROPOSED_TOPIC.hex()]
 _SHARE_TOPICS = ["0x" + SHARES_SUBMITTED_TOPIC.hex(), "0x" + COMPLAINT_FILED_TOPIC.hex()]
 # Errors a log could cause while being decoded as a proposal; the proposal is skipped, not fatal.
@@ -49,9 +52,11 @@ class AggregatorService:
     """One aggregator: its market client (with a sender), its X25519 key and its database.
 
     `start_block` is where reading begins on a fresh database (the market's deployment block).
-    `block_chunk` is the largest block range per `eth_getLogs` request. While a range returns more
-    than `max_logs_per_request` logs the range is halved, so each batch and the memory it needs
-    stay bounded. With `keeper`, each poll also calls `cancel` and `fail` on due queries of the
+    `block_chunk` is the largest block range per `eth_getLogs` request. Ranges start at
+    `INITIAL_CHUNK` blocks and double while a range returns fewer than a quarter of
+    `max_logs_per_request` logs. A range that returns more halves the next one, so each batch and
+    the memory it needs stay bounded even when the service catches up on blocks full of
+    submissions. With `keeper`, each poll also calls `cancel` and `fail` on due queries of the
     market (see `offchain_workers.keeper`), paid from this aggregator's account.
     """
 
@@ -88,7 +93,7 @@ class AggregatorService:
         self.confirmations = confirmations
         self.state = AggregatorState(database)
         self._decryptor = key_pair.decryptor()
-        self._chunk = block_chunk
+        self._chunk = min(block_chunk, INITIAL_CHUNK)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._driver: QueryDriver | None = None
