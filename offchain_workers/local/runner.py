@@ -76,8 +76,8 @@ __all__ = ["LOCAL_PARAMETERS", "AggregatorHandle", "OwnerGroup", "LocalMarket"]
 
 logger = logging.getLogger(__name__)
 
-# Market parameters of a local run: a 2-second complaint period so a query settles in seconds of
-# real time; stakes and slash as on a real deployment, so the tests see the real amounts move.
+# Market parameters of a local run. The complaint period is 2 seconds, so a query settles in seconds
+# of real time. Stakes and slash are those of a real deployment, so tests see real amounts move.
 LOCAL_PARAMETERS = MarketParameters(
     min_owner_stake=ETHER // 100,
     min_aggregator_stake=ETHER,
@@ -128,8 +128,8 @@ class LocalMarket:
 
     Anvil mines a block every `block_time` seconds, so the chain clock that the services read
     moves on even when no transaction arrives. With `automine` (Anvil's mixed mining) every
-    transaction is also mined as it arrives; without it, transactions wait for the next interval
-    block, which takes a burst of thousands of submissions in a few blocks. `poll_interval` is the
+    transaction is also mined as it arrives. Without it, transactions wait for the next interval
+    block, and a burst of thousands of submissions fits in a few blocks. `poll_interval` is the
     services' event polling interval in seconds.
     """
 
@@ -218,7 +218,7 @@ class LocalMarket:
             self.node.stop()
 
     def processes(self) -> list[ServiceProcess]:
-        """Every service process the runner created, running or not."""
+        """Return every service process the runner created, running or not."""
         processes = [handle.process for handle in self.aggregators]
         processes += [fleet for group in self.groups for fleet in group.fleets]
         if self.keeper is not None:

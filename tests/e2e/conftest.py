@@ -72,7 +72,7 @@ def propose(
 
 def wait_for_info(market: LocalMarket, query_id: int, condition: Callable[[QueryInfo], bool], what: str,
                   timeout: float = PHASE_TIMEOUT) -> QueryInfo:
-    """Poll `queryInfo` until `condition` holds and return the info."""
+    """Poll `queryInfo` until `condition` is true and return the info."""
     latest: list[QueryInfo] = []
 
     def check() -> bool:

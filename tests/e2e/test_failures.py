@@ -134,8 +134,8 @@ def test_absent_before_reveal_slashed(session: Session) -> None:
     query_id = propose(session.analyst, market, wage_histogram_spec(), OWNERS, aggregators=addresses[:3])
     params = client.query_info(query_id).params
 
-    # With aggregator 0 stopped nobody can reveal, so aggregator 2 can be stopped between its
-    # commit and its reveal.
+    # With aggregator 0 stopped no aggregator can reveal, so aggregator 2 can be stopped between
+    # its commit and its reveal.
     wait_for_status(market, query_id, QueryStatus.OPEN)
     market.stop_aggregator(0)
     market.wait_until(lambda: client.aggregator_query_state(query_id, addresses[2]).committed, PHASE_TIMEOUT,

@@ -1,7 +1,7 @@
 """Crash recovery end to end: an aggregator killed with SIGKILL mid-query, twice, still yields the exact result.
 
-The first kill lands during accumulation: half of the owners have submitted and the aggregator
-has stored and summed some of their shares; the other half submit while it is down. The second
+The first kill lands during accumulation. Half of the owners have submitted and the aggregator
+has stored and summed their shares, and the other half submit while it is down. The second
 kill lands between its commit and its reveal. After each restart the aggregator resumes from its
 SQLite database and the chain, and the published OLS coefficients must equal numpy's least
 squares on the same workers, which fails if any share was counted twice or lost.
@@ -45,7 +45,7 @@ def test_killed_aggregator_recovers(tmp_path_factory: pytest.TempPathFactory) ->
         second_fleet.start()
         wait_for_info(market, query_id, lambda info: info.submitted_count == OWNERS, "every owner submitted")
 
-        # Aggregator 0 is stopped so that nobody reveals while the victim commits and is killed.
+        # Aggregator 0 is stopped so that no aggregator can reveal while the victim commits and is killed.
         market.stop_aggregator(0)
         market.start_aggregator(1)
         market.wait_until(lambda: client.aggregator_query_state(query_id, victim).committed, PHASE_TIMEOUT,

@@ -2,8 +2,8 @@
 
 Three groups of owners share the market: 30 CPS1988 workers (one row each), 20 movielens users
 (their rating histories) and 12 owners holding a small classifier's predictions on scikit-learn's
-wine data. All queries are proposed at once and run concurrently; each owner joins the queries its
-table can answer and refuses the others. The exact queries must equal the plaintext computation on
+wine data. All queries are proposed at once and run concurrently. Each owner joins the queries its
+table has the columns for and refuses the others. The exact queries must equal the plaintext computation on
 the same rows; the noisy one must carry the noise variance that its spec implies.
 """
 
@@ -197,8 +197,8 @@ def test_dp_noise_variance_matches_scale(session: Session) -> None:
     decay = math.exp(-1 / scale)
     one_noise_variance = 2 * decay / (1 - decay) ** 2
     expected_variance = 3 * one_noise_variance
-    # With 401 coordinates the sample variance of a sum of three discrete Laplace noises is within
-    # about 12% of the true variance (one standard deviation), so missing noise (ratio 0), a doubled
+    # With 401 coordinates, the sample variance of a sum of three discrete Laplace noises has a
+    # standard deviation of about 12% of the true variance. Missing noise (ratio 0), a doubled
     # variance (2) or a doubled scale (4) fall far outside this band.
     ratio = float(np.mean(errors.astype(float) ** 2)) / expected_variance
     assert 0.6 < ratio < 1.6, f"noise variance ratio {ratio:.3f} (expected variance {expected_variance:.1f})"
