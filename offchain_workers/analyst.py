@@ -175,17 +175,17 @@ class Analyst:
     # Proposing
 
     def select_aggregators(self, count: int | None = None) -> list[str]:
-        """Return `count` registered, non-exiting, fully staked aggregators (default: as many as allowed).
+        """Return `count` registered, non-exiting, fully staked aggregators.
 
+        Without `count`, every usable aggregator is taken, up to the market's `maxAggregators`.
         Aggregators with the fewest open queries come first, then the earliest registered.
 
         Raises:
-            AnalystError: fewer than `count` (or fewer than 2) aggregators are available.
+            AnalystError: fewer than `count` (or fewer than 2) aggregators are usable.
         """
         maximum = self.market.max_aggregators()
-        requested = count if count is not None else maximum
-        if not MIN_AGGREGATORS <= requested <= maximum:
-            raise InvalidInputError(f"aggregator count {requested} is outside {MIN_AGGREGATORS}..{maximum}")
+        if count is not None and not MIN_AGGREGATORS <= count <= maximum:
+            raise InvalidInputError(f"aggregator count {count} is outside {MIN_AGGREGATORS}..{maximum}")
         registered: list[str] = []
         for record in self.market.events("AggregatorRegistered", self.start_block):
             assert isinstance(record, AggregatorRegistered)
@@ -198,6 +198,7 @@ class Analyst:
             if info.registered and info.exit_requested_at == 0 and info.stake >= minimum_stake:
                 candidates.append((info.open_queries, order, address))
         candidates.sort()
+        requested = count if count is not None else max(MIN_AGGREGATORS, min(len(candidates), maximum))
         if len(candidates) < requested:
             raise AnalystError(
                 f"{len(candidates)} usable aggregators are registered but the query needs {requested}; "

@@ -82,6 +82,9 @@ def test_auto_selects_usable_aggregators(harness, market, make_aggregators, anal
     chosen = analyst.select_aggregators(market.max_aggregators())
     assert exiting.address not in chosen
     assert len(chosen) == market.max_aggregators()
+    assert len(analyst.select_aggregators()) == market.max_aggregators()
+    with pytest.raises(InvalidInputError, match="aggregator count 1"):
+        analyst.select_aggregators(1)
     for address in chosen:
         info = market.aggregator_info(address)
         assert info.registered and info.exit_requested_at == 0
@@ -164,3 +167,15 @@ def test_spec_read_from_event(harness, aggregators, analyst, sum_spec):
     assert other.spec(query_id) == sum_spec("y")
     with pytest.raises(AnalystError, match="no QueryProposed event"):
         other.spec(10**9)
+
+
+def test_auto_takes_every_usable_aggregator(harness, market, make_aggregators, sum_spec):
+    # Registrations before start_block are out of sight, so only the three below are candidates.
+    start = harness.w3.eth.block_number + 1
+    driver = make_aggregators(3)
+    analyst = Analyst(harness.new_client(), start_block=start)
+    assert sorted(analyst.select_aggregators()) == sorted(driver.addresses)
+    query_id = analyst.propose(sum_spec(), price_per_owner=0, min_owners=1, max_owners=2)
+    assert sorted(market.query_info(query_id).params.aggregators) == sorted(driver.addresses)
+    with pytest.raises(AnalystError, match="3 usable aggregators are registered but the query needs 4"):
+        analyst.select_aggregators(4)
