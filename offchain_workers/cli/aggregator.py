@@ -226,4 +226,65 @@ def run_withdraw(context: Context, args: argparse.Namespace) -> int:
 
 
 def run_service(context: Context, args: argparse.Namespace) -> int:
-    raise CliError("the aggregator service is not available in this build")
+    from offchain_workers.aggregator.policy import AcceptancePolicy
+    from offchain_workers.aggregator.service import AggregatorService
+    from offchain_workers.keys import AggregatorKeyPair
+
+    market = context.market
+    address = context.address
+    key_file = Path(args.key_file).expanduser() if args.key_file else default_key_file(context.settings.data_dir, address)
+    if not key_file.is_file():
+        raise CliError(
+            f"no key file at {key_file}; register with `pmsr aggregator register` (it writes the key file), "
+            "or pass --key-file"
+        )
+    info = market.aggregator_info(address)
+    if not info.registered:
+        raise CliError(f"account {address} is not registered as an aggregator; run `pmsr aggregator register` first")
+    key_pair = AggregatorKeyPair.load(key_file, context.passphrase("the aggregator key file"))
+    if key_pair.public_key != info.encryption_key:
+        raise CliError(
+            f"key file {key_file} contains public key 0x{key_pair.public_key.hex()}, but {address} registered "
+            f"0x{info.encryption_key.hex()}; pass the --key-file that `pmsr aggregator register` wrote"
+        )
+    policy = AcceptancePolicy(
+        min_fee_wei=args.min_fee, max_output_length=args.max_output_length, max_concurrent_queries=args.max_concurrent
+    )
+    if args.poll_interval <= 0:
+        raise CliError(f"--poll-interval {args.poll_interval} must be a positive number of seconds")
+
+    client = market.with_sender(context.sender)
+    database = aggregator_dir(context.settings.data_dir, address) / DATABASE_NAME
+    service = AggregatorService(
+        client, key_pair, database, policy=policy, start_block=context.deployment.block_number,
+        poll_interval=args.poll_interval,
+    )
+    context.output.notice(
+        f"Aggregator {address} is serving market {market.address} (state in {database}); stop it with Ctrl-C."
+    )
+    lock = aggregator_dir(context.settings.data_dir, address) / "service.lock"
+    with context.exclusive_lock(lock, f"an aggregator service for {address}"), context.service_logging(), \
+            context.stop_on_signals() as stop:
+        keeper_thread = None
+        if args.keeper:
+            keeper_thread = start_keeper(context, client, service.state.database, stop)
+        service.start()
+        stop.wait()
+        service.stop()
+        if keeper_thread is not None:
+            keeper_thread.join(timeout=30)
+    service.state.close()
+    context.output.notice(f"Aggregator {address} stopped; `pmsr aggregator run` resumes where it stopped.")
+    return 0
+
+
+def start_keeper(context: Context, client: Any, database: Any, stop: Any) -> Any:
+    """Run a keeper in a thread that ends when `stop` is set; it cancels or fails due queries for anyone."""
+    import threading
+
+    from offchain_workers.keeper import Keeper
+
+    keeper = Keeper(client, database=database, start_block=context.deployment.block_number)
+    thread = threading.Thread(target=keeper.run, args=(stop,), name="keeper", daemon=True)
+    thread.start()
+    return thread

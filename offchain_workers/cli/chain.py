@@ -1,9 +1,10 @@
 """`pmsr chain up|down|status`: a local Anvil chain that runs in the background.
 
-The chain lives in `<data-dir>/chain/`: `state.json` is Anvil's state file (loaded at start,
-written every few seconds and at shutdown, so a restart keeps deployments and balances),
-`settings.json` the chain's settings for the next start, `node.json` the running process (pid,
-port, URL) and `anvil.log` Anvil's output. Other commands find the chain's URL in `node.json`.
+The chain lives in `<data-dir>/chain/`. `state.json` is Anvil's state file: it is loaded at start
+and written every few seconds and at shutdown, so a restart keeps deployments and balances.
+`settings.json` keeps the chain's settings for the next start, `node.json` records the running
+process (pid, port, URL) and `anvil.log` collects Anvil's output. Other commands find the chain's
+URL in `node.json`.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def _process_alive(pid: int) -> bool:
 
 
 def _is_anvil_process(pid: int) -> bool:
-    """Whether `pid` still runs Anvil, so a recycled pid never receives our signal."""
+    """Return whether `pid` still runs Anvil, so that a recycled pid never receives our signal."""
     cmdline = Path(f"/proc/{pid}/cmdline")
     if not cmdline.exists():
         return _process_alive(pid)
@@ -142,6 +143,8 @@ def node_is_running(files: ChainFiles) -> dict[str, Any] | None:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As a server does: connections of a stopped node lingering in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -224,9 +227,9 @@ def _wait_until_ready(process: subprocess.Popen[bytes], url: str, chain_id: int,
             time.sleep(0.1)
             continue
         if answered != chain_id:
-            raise CliError(f"the node at {url} reports chain id {answered}, expected {chain_id}; another process holds the port")
+            raise CliError(f"the node at {url} reports chain id {answered}, expected {chain_id}; another process uses the port")
         return
-    raise CliError(f"anvil did not answer on {url} within {STARTUP_TIMEOUT_SECONDS:.0f} s; see {files.log}")
+    raise CliError(f"anvil did not respond on {url} within {STARTUP_TIMEOUT_SECONDS:.0f} s; see {files.log}")
 
 
 def _stop_process(pid: int) -> bool:

@@ -3,9 +3,9 @@
 | setting | option | environment variable | `config.toml` key | default |
 | --- | --- | --- | --- | --- |
 | data directory | `--data-dir` | `PMSR_DATA_DIR` | (none: the file lives in it) | `~/.pmsr` |
-| JSON-RPC URL | `--rpc` | `PMSR_RPC_URL` | `rpc` | the chain `pmsr chain up` started, else `http://127.0.0.1:8545` |
+| JSON-RPC URL | `--rpc` | `PMSR_RPC_URL` | `rpc` | the chain of `pmsr chain up` (running or stopped), else `http://127.0.0.1:8545` |
 | keystore | `--keystore` | `PMSR_KEYSTORE` | `keystore` | none |
-| passphrase file | `--password-file` | (`PMSR_PASSWORD` holds the passphrase itself) | `password_file` | none |
+| passphrase file | `--password-file` | (`PMSR_PASSWORD` contains the passphrase itself) | `password_file` | none |
 
 `config.toml` is read with `tomllib`; an unknown key is an error, so a typo never goes unnoticed.
 """
@@ -77,7 +77,7 @@ def default_data_dir() -> Path:
 
 
 def node_record_path(data_dir: Path) -> Path:
-    """The file where `pmsr chain up` records the Anvil it started (pid, port, URL)."""
+    """Return the file in which `pmsr chain up` records the Anvil it started (pid, port, URL)."""
     return data_dir / "chain" / "node.json"
 
 
@@ -103,13 +103,23 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return document
 
 
-def _local_chain_url(data_dir: Path) -> str | None:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        record = json.loads(node_record_path(data_dir).read_text())
+        document = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
-    url = record.get("url") if isinstance(record, dict) else None
-    return url if isinstance(url, str) else None
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _local_chain(data_dir: Path) -> tuple[str, str] | None:
+    """Return the URL of the chain `pmsr chain up` runs, or last ran, from this data directory, with a source label."""
+    url = _read_json(node_record_path(data_dir)).get("url")
+    if isinstance(url, str):
+        return url, "the chain of `pmsr chain up`"
+    port = _read_json(data_dir / "chain" / "settings.json").get("port")
+    if isinstance(port, int):
+        return f"http://127.0.0.1:{port}", "the chain of `pmsr chain up`, which is stopped"
+    return None
 
 
 def resolve_settings(options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,8 +142,8 @@ def resolve_settings(options: Mapping[str, Any], environ: Mapping[str, str] | No
         rpc_url, rpc_source = environ[RPC_URL_ENV], RPC_URL_ENV
     elif "rpc" in config:
         rpc_url, rpc_source = config["rpc"], str(config_path)
-    elif (local := _local_chain_url(data_dir)) is not None:
-        rpc_url, rpc_source = local, "the chain started by `pmsr chain up`"
+    elif (local := _local_chain(data_dir)) is not None:
+        rpc_url, rpc_source = local
     else:
         rpc_url, rpc_source = DEFAULT_RPC_URL, "default"
 

@@ -1,18 +1,23 @@
 """What a command works with: the node, the market from the manifest, the signing account.
 
 Everything is resolved lazily, so a command that needs no chain (`pmsr wallet new`) never connects,
-and one that only reads never asks for a passphrase. `Context.send` checks a transaction before
+and one that only reads never prompts for a passphrase. `Context.send` checks a transaction before
 signing it: a call that would revert or that the account cannot pay for fails with one line and
 sends nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import getpass
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -105,7 +110,7 @@ class Context:
         return self._chain_id
 
     def chain_time(self) -> int:
-        """The latest block's timestamp: the clock the contract checks deadlines against."""
+        """Return the latest block's timestamp, the clock the contract checks deadlines against."""
         return latest_timestamp(self.web3)
 
     def balance(self, address: str) -> int:
@@ -158,7 +163,7 @@ class Context:
         return market_client(self.web3, self.deployment, artifact=self.artifact(self.deployment))
 
     def artifact(self, deployment: Deployment) -> ContractArtifact:
-        """The compiled artifact of the deployed contract.
+        """Return the compiled artifact of the deployed contract.
 
         The stored artifact is used when its hash is the manifest's: `load_artifact` would first run
         the Node.js solc shim to learn the compiler version, about a second per command. The
@@ -250,7 +255,7 @@ class Context:
         return int(base_fee, 16) * fees.base_fee_multiplier + fees.priority_fee_wei
 
     def require_funds(self, value: int, action: str, *, gas_fee: int | None = None) -> None:
-        """Raise unless the account holds `value` wei plus `gas_fee`; the message gives the balance and the need."""
+        """Raise unless the account has `value` wei plus `gas_fee`. The message gives the balance and the amount needed."""
         address = self.address
         balance = self.balance(address)
         needed = value + (gas_fee or 0)
@@ -289,3 +294,51 @@ class Context:
         self.check(call, action)
         logger.info("sending %s from %s", call.function, self.address)
         return self.sender.send(call)
+
+    # ----------------------------------------------------------------------------------------------
+    # Long-running commands
+
+    @contextlib.contextmanager
+    def service_logging(self) -> Iterator[None]:
+        """Log the services' decisions (INFO) to stderr while a `run` command runs."""
+        root = logging.getLogger()
+        previous = root.level
+        if not self.settings.debug:
+            root.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            root.setLevel(previous)
+
+    @contextlib.contextmanager
+    def stop_on_signals(self) -> Iterator[threading.Event]:
+        """Yield an event that SIGINT or SIGTERM sets, so a service stops after its current step."""
+        stop = threading.Event()
+        if threading.current_thread() is not threading.main_thread():
+            yield stop
+            return
+
+        def request_stop(signal_number: int, _frame: object) -> None:
+            logger.info("received %s; stopping after the current step", signal.Signals(signal_number).name)
+            stop.set()
+
+        previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield stop
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    @contextlib.contextmanager
+    def exclusive_lock(self, path: Path, what: str) -> Iterator[None]:
+        """Hold an exclusive lock on `path`, so two processes never run the same service for one account."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CliError(f"{what} is already running (lock {path}); stop the other process first") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -12,11 +12,12 @@ from typing import Any
 from pmsr_chain.deployment import deploy_market, manifest_path
 from pmsr_chain.errors import ContractRevertError, TransactionError
 from pmsr_chain.parameters import MarketParameters
-from pmsr_chain.units import format_duration, format_ether
+from pmsr_chain.units import format_ether
 
 from .context import Context
 from .errors import CliError
 from .options import add_command, amount, duration, positive_int
+from .output import duration_option
 
 __all__ = ["register"]
 
@@ -37,10 +38,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                         help="stake an aggregator loses for a missed commit or reveal "
                              f"(default {format_ether(_DEFAULTS.slash_amount)})")
     parser.add_argument("--unbonding-period", type=duration, default=_DEFAULTS.unbonding_period, metavar="DURATION",
-                        help=f"wait between an exit and the stake withdrawal (default {format_duration(_DEFAULTS.unbonding_period)})")
+                        help=f"wait between an exit and the stake withdrawal (default {duration_option(_DEFAULTS.unbonding_period)})")
     parser.add_argument("--complaint-period", type=duration, default=_DEFAULTS.complaint_period, metavar="DURATION",
                         help="time aggregators get to complain about undecryptable shares; it delays every "
-                             f"commit (default {format_duration(_DEFAULTS.complaint_period)})")
+                             f"commit (default {duration_option(_DEFAULTS.complaint_period)})")
     parser.add_argument("--max-aggregators", type=positive_int, default=_DEFAULTS.max_aggregators,
                         help=f"largest number K of aggregators per query (default {_DEFAULTS.max_aggregators})")
     parser.add_argument("--max-output-length", type=positive_int, default=_DEFAULTS.max_output_length,
@@ -62,7 +63,7 @@ def _parameters(args: argparse.Namespace) -> MarketParameters:
 
 
 def _existing_market(context: Context) -> str | None:
-    """The address of a working market in the manifest of this chain, if any."""
+    """Return the address of a working market in the manifest of this chain, or None."""
     if not manifest_path(context.settings.data_dir, context.chain_id).is_file():
         return None
     try:

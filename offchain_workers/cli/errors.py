@@ -18,7 +18,7 @@ __all__ = ["CliError", "UsageError", "amount_option", "describe_error", "revert_
 
 
 class CliError(PmsrError, RuntimeError):
-    """A command cannot run as asked; the message says why and what to do."""
+    """A command cannot run as requested. The message states why and what to do."""
 
     exit_status = 1
 

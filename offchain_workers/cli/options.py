@@ -77,7 +77,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
 
 
 def add_group(commands: Any, name: str, help_text: str) -> Any:
-    """Add a command group such as `pmsr chain` and return the action that holds its commands."""
+    """Add a command group such as `pmsr chain` and return the action that contains its commands."""
     group = commands.add_parser(name, help=help_text, description=help_text)
     return group.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=ArgumentParser)
 
@@ -102,17 +102,17 @@ def _convert(parser: Any, text: str) -> Any:
 
 
 def amount(text: str) -> int:
-    """An amount in wei: `0.01ether`, `10gwei` or plain wei."""
+    """Parse an amount into wei: `0.01ether`, `10gwei` or plain wei."""
     return int(_convert(parse_amount, text))
 
 
 def duration(text: str) -> int:
-    """A duration in seconds: `90s`, `10m`, `2h`, `1d`."""
+    """Parse a duration into seconds: `90s`, `10m`, `2h`, `1d`."""
     return int(_convert(parse_duration, text))
 
 
 def epsilon(text: str) -> int:
-    """A DP epsilon such as `0.5`, returned in millionths."""
+    """Parse a DP epsilon such as `0.5` into millionths."""
     return int(_convert(parse_epsilon, text))
 
 
@@ -137,7 +137,7 @@ def non_negative_int(text: str) -> int:
 
 
 def comma_list(text: str) -> list[str]:
-    """Comma-separated names, with blanks removed: `a, b,c` is `["a", "b", "c"]`."""
+    """Split comma-separated names and strip blanks: `a, b,c` gives `["a", "b", "c"]`."""
     items = [item.strip() for item in text.split(",")]
     if not all(items):
         raise argparse.ArgumentTypeError(f"invalid list {text!r}: write names separated by commas, e.g. a,b,c")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Output", "Progress", "format_table", "format_time", "to_jsonable"]
+__all__ = ["Output", "Progress", "duration_option", "format_table", "format_time", "to_jsonable"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -67,6 +67,14 @@ def format_time(timestamp: int, now: int | None = None) -> str:
     return f"{text} (now)"
 
 
+def duration_option(seconds: int) -> str:
+    """Write seconds the way the duration options accept them, in the largest whole unit: `2m`, `90s`, `1h`."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _short_duration(seconds: int) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
@@ -82,7 +90,7 @@ def _short_duration(seconds: int) -> str:
 
 
 class Output:
-    """Where a command writes its result, in text or JSON form."""
+    """Destination of a command's result (text or JSON on stdout) and of its notices (stderr)."""
 
     def __init__(self, *, json_mode: bool, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> None:
         self.json_mode = json_mode

@@ -3,7 +3,7 @@
 An owner's files live in `<data-dir>/owners/<address>/`: `owner.json` records the dataset file,
 the salt of the on-chain dataset commitment and the local policy, and `owner.sqlite` is the
 agent's state. The data never leaves the machine: the chain stores only
-`keccak256(salt || file bytes)`, salted so that nobody can confirm a guess of a small dataset.
+`keccak256(salt || file bytes)`, salted so that a guess of a small dataset cannot be checked against it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def owner_dir(data_dir: Path, address: str) -> Path:
 
 @dataclass(frozen=True)
 class OwnerRecord:
-    """What an owner's machine keeps about its registration: dataset, commitment salt, local policy."""
+    """Registration data kept on the owner's machine: dataset, commitment salt and local policy."""
 
     address: str
     chain_id: int
@@ -378,6 +378,20 @@ def _submitted_queries(context: Context, address: str) -> list[int]:
     return sorted({record.query_id for record in records})  # type: ignore[attr-defined]
 
 
+def _agent_decisions(context: Context, address: str) -> dict[int, Any]:
+    """Return the agent's decisions for this owner by query id, from its state database if it ran here."""
+    database = owner_dir(context.settings.data_dir, address) / DATABASE_NAME
+    if not database.is_file():
+        return {}
+    from offchain_workers.owner.state import OwnerState
+
+    state = OwnerState(database)
+    try:
+        return {row.query_id: row for row in state.decisions(owner=address)}
+    finally:
+        state.close()
+
+
 def run_status(context: Context, args: argparse.Namespace) -> int:
     from .wallet import selected_address
 
@@ -386,12 +400,18 @@ def run_status(context: Context, args: argparse.Namespace) -> int:
     info = market.owner_info(address)
     now = context.chain_time()
     record = OwnerRecord.load(context.settings.data_dir, address)
+    decisions = _agent_decisions(context, address)
     queries = []
     if info.registered:
-        for query_id in _submitted_queries(context, address):
-            state = market.submission_state(query_id, address)
-            status = market.query_info(query_id).status
-            queries.append({"queryId": query_id, "queryStatus": status.name, "submission": state.name})
+        for query_id in sorted(set(_submitted_queries(context, address)) | set(decisions)):
+            decision = decisions.get(query_id)
+            queries.append({
+                "queryId": query_id,
+                "queryStatus": market.query_info(query_id).status.name,
+                "submission": market.submission_state(query_id, address).name,
+                "decision": decision.status.value if decision is not None else None,
+                "reason": decision.reason if decision is not None else None,
+            })
     withdrawable_at = info.exit_requested_at + market.unbonding_period() if info.exit_requested_at else 0
     remaining = max(info.policy.epsilon_budget - info.epsilon_used, 0)
     data = {
@@ -422,8 +442,9 @@ def run_status(context: Context, args: argparse.Namespace) -> int:
         if info.exit_requested_at:
             lines.append(f"withdrawable:    {format_time(withdrawable_at, now)}")
         if queries:
-            lines += ["", format_table(["QUERY", "STATUS", "SUBMISSION"],
-                                       [[q["queryId"], q["queryStatus"], q["submission"]] for q in queries])]
+            rows = [[q["queryId"], q["queryStatus"].lower(), q["submission"].lower(), q["decision"] or "-",
+                     q["reason"] if q["decision"] in ("refused", "skipped") else ""] for q in queries]
+            lines += ["", format_table(["QUERY", "STATUS", "SUBMISSION", "AGENT", "REASON"], rows)]
         return "\n".join(lines)
 
     context.output.result(data, text)
@@ -518,5 +539,136 @@ def run_withdraw(context: Context, args: argparse.Namespace) -> int:
 # run
 
 
+def _load_record(context: Context, address: str) -> OwnerRecord:
+    record = OwnerRecord.load(context.settings.data_dir, address)
+    if record is None:
+        raise CliError(
+            f"no owner record for {address} in {context.settings.data_dir}; run the agent on the machine (and "
+            "--data-dir) where `pmsr owner register` ran"
+        )
+    market = context.market
+    if record.chain_id != context.chain_id or record.market != market.address:
+        raise CliError(
+            f"owner record {OwnerRecord.path(context.settings.data_dir, address)} is for market {record.market} on "
+            f"chain {record.chain_id}, not market {market.address} on chain {context.chain_id}; pass the matching --rpc"
+        )
+    return record
+
+
+def _warn_if_data_changed(context: Context, record: OwnerRecord, on_chain: bytes) -> None:
+    try:
+        current = _dataset_commitment(record.dataset, record.commitment_salt)
+    except OSError as error:
+        raise CliError(f"cannot read the data file {record.dataset}: {error.strerror}") from None
+    if current != on_chain:
+        context.output.notice(
+            f"warning: {record.dataset} changed since registration; its hash no longer matches the on-chain "
+            "dataset commitment"
+        )
+
+
+def _check_query(context: Context, address: str, record: OwnerRecord, local_policy: Any, query_id: int) -> None:
+    """Raise, before anything is sent or stored, for a query this owner cannot or will not join."""
+    from offchain_workers.owner.policy import check_spec, evaluate
+    from offchain_workers.tables import column_kinds, load_table
+
+    market = context.market
+    info = market.query_info(query_id)
+    if info.status == QueryStatus.NONE:
+        raise CliError(f"query {query_id} not found on market {market.address}; list queries with `pmsr query list`")
+    now = context.chain_time()
+    if info.status not in (QueryStatus.PROPOSED, QueryStatus.OPEN):
+        raise CliError(f"query {query_id} is already {info.status.name.lower()}; it takes no more submissions")
+    if info.status == QueryStatus.PROPOSED and now > info.params.accept_deadline:
+        raise CliError(
+            f"the accept deadline of query {query_id} passed at {format_time(info.params.accept_deadline)} before "
+            f"every aggregator accepted (chain time {format_time(now)}); the query will be cancelled"
+        )
+    if now > info.params.submit_deadline:
+        raise CliError(
+            f"the submit deadline of query {query_id} passed at {format_time(info.params.submit_deadline)} "
+            f"(chain time {format_time(now)}); it takes no more submissions"
+        )
+    state = market.submission_state(query_id, address)
+    if state != SubmissionState.NONE:
+        raise CliError(f"owner {address} already submitted to query {query_id} ({state.name.lower()})")
+    proposals = market.events("QueryProposed", context.deployment.block_number, filters={"queryId": query_id})
+    if not proposals:
+        raise CliError(f"no QueryProposed event for query {query_id}; the node may have pruned its logs")
+    proposal = proposals[0]
+    check = check_spec(proposal.spec_json, proposal.spec_hash, proposal.params)  # type: ignore[attr-defined]
+    if check.refusal is not None:
+        raise CliError(f"query {query_id} rejected: {check.refusal.reason}")
+    assert check.spec is not None
+    kinds = column_kinds(load_table(record.dataset))
+    decision = evaluate(
+        check.spec, info.params, market.owner_info(address), local_policy, now=now,
+        min_owner_stake=market.min_owner_stake(), column_kinds=kinds,
+    )
+    if not decision.accepted:
+        raise CliError(
+            f"query {query_id} rejected by the policy of owner {address}: {decision.reason}; change the policy "
+            "with `pmsr owner policy` to join it"
+        )
+
+
 def run_agent(context: Context, args: argparse.Namespace) -> int:
-    raise CliError("the owner agent is not available in this build")
+    from offchain_workers.owner.agent import OwnerFleet
+    from offchain_workers.owner.config import DatasetSource, FleetConfig, LocalPolicy, MarketSource, OwnerConfig
+    from offchain_workers.owner.state import Status
+
+    market = context.market
+    address = context.address
+    info = market.owner_info(address)
+    if not info.registered:
+        raise CliError(f"account {address} is not registered as an owner; run `pmsr owner register` first")
+    record = _load_record(context, address)
+    _warn_if_data_changed(context, record, info.dataset_commitment)
+    if args.poll_interval <= 0:
+        raise CliError(f"--poll-interval {args.poll_interval} must be a positive number of seconds")
+
+    local_policy = LocalPolicy(
+        allowed_columns=frozenset(record.allowed_columns) if record.allowed_columns is not None else None,
+        max_epsilon_per_query=record.max_epsilon_per_query,
+    )
+    database = owner_dir(context.settings.data_dir, address) / DATABASE_NAME
+    owner = OwnerConfig(
+        account=context.account,
+        dataset=DatasetSource(record.dataset, record.dataset_format),
+        local_policy=local_policy,
+        rpc_url=context.settings.rpc_url,
+        market=MarketSource(address=market.address),
+        db_path=database,
+        poll_interval=args.poll_interval,
+    )
+    if args.query is not None:
+        _check_query(context, address, record, local_policy, args.query)
+    config = FleetConfig(owners=(owner,), workers=2, start_block=context.deployment.block_number, keeper=args.keeper)
+    lock = owner_dir(context.settings.data_dir, address) / "agent.lock"
+    with context.exclusive_lock(lock, f"an owner agent for {address}"), OwnerFleet(config, market=market) as fleet:
+        context.output.notice(
+            f"Owner {address} is watching market {market.address} with {record.dataset} (state in {database}); "
+            "stop it with Ctrl-C."
+        )
+        with context.service_logging(), context.stop_on_signals() as stop:
+            if args.query is None:
+                fleet.run(stop)
+                return 0
+            decision = None
+            final = {Status.SUBMITTED, Status.REFUSED, Status.SKIPPED, Status.EXCLUDED, Status.CLAIMED,
+                     Status.RELEASED}
+            while not stop.is_set():
+                fleet.run_once()
+                decision = fleet.state.decision(address, args.query)
+                if decision is not None and decision.status in final:
+                    break
+                stop.wait(args.poll_interval)
+    if decision is None or decision.status in (Status.REFUSED, Status.SKIPPED):
+        reason = decision.reason if decision is not None else "stopped before deciding"
+        raise CliError(f"owner {address} did not submit to query {args.query}: {reason}")
+    context.output.result(
+        {"address": address, "queryId": args.query, "status": decision.status.value,
+         "transactionHash": decision.tx_hash},
+        f"Owner {address} submitted its shares to query {args.query} ({decision.status.value}).",
+    )
+    return 0

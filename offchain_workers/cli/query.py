@@ -13,14 +13,14 @@ import math
 from typing import Any
 
 from pmsr_chain.types import QueryInfo, QueryStatus
-from pmsr_chain.units import format_duration, format_ether
+from pmsr_chain.units import format_ether
 
 from offchain_workers.budget import format_epsilon
 
 from .context import Context, parse_address
 from .errors import CliError
 from .options import add_command, add_group, amount, comma_list, duration, epsilon, positive_int
-from .output import format_table, format_time
+from .output import duration_option, format_table, format_time
 
 __all__ = ["register"]
 
@@ -56,29 +56,30 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     market = propose.add_argument_group("market terms")
     market.add_argument("--price", type=amount, default=0, help="payment per included owner (default 0)")
     market.add_argument("--fee", type=amount, default=0, help="fee per aggregator (default 0)")
-    market.add_argument("--min-owners", type=positive_int, default=1, help="fewest owners for a result (default 1)")
-    market.add_argument("--max-owners", type=positive_int, required=True, help="most owners paid for")
+    market.add_argument("--min-owners", type=positive_int, default=1, help="minimum number of owners for a result (default 1)")
+    market.add_argument("--max-owners", type=positive_int, required=True, help="maximum number of owners paid for")
     market.add_argument("--aggregators", default="auto", metavar="auto|LIST",
                         help="aggregator addresses, or auto to pick registered ones (default auto)")
     market.add_argument("--aggregator-count", type=positive_int, default=3, metavar="K",
                         help="how many aggregators auto picks (default 3)")
     for name, seconds in DEFAULT_WINDOWS.items():
         market.add_argument(f"--{name}-window", type=duration, default=seconds, metavar="DURATION",
-                            help=f"time for the {name} step (default {format_duration(seconds)})")
+                            help=f"time for the {name} step (default {duration_option(seconds)})")
     propose.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    propose.add_argument("--plot", metavar="FILE.png", help="with --wait, also draw the result (see `pmsr query result`)")
     propose.add_argument("--timeout", type=duration, default=3600, metavar="DURATION",
-                         help="longest wait with --wait (default 1h)")
+                         help="maximum wait with --wait (default 1h)")
 
     status = add_command(actions, common, "status", "show a query's phase, counts and deadlines", run_status)
     status.add_argument("query_id", type=_query_id, metavar="ID")
     status.add_argument("--wait", action="store_true", help="follow the query until it settles")
-    status.add_argument("--timeout", type=duration, default=3600, metavar="DURATION", help="longest wait (default 1h)")
+    status.add_argument("--timeout", type=duration, default=3600, metavar="DURATION", help="maximum wait (default 1h)")
 
     result = add_command(actions, common, "result", "print a query's published result", run_result)
     result.add_argument("query_id", type=_query_id, metavar="ID")
     result.add_argument("--plot", metavar="FILE.png", help="draw the histogram, or the coefficients with 95%% intervals")
     result.add_argument("--wait", action="store_true", help="wait until the result is published")
-    result.add_argument("--timeout", type=duration, default=3600, metavar="DURATION", help="longest wait (default 1h)")
+    result.add_argument("--timeout", type=duration, default=3600, metavar="DURATION", help="maximum wait (default 1h)")
 
     refund = add_command(actions, common, "refund", "take back the unused escrow of a settled query", run_refund)
     refund.add_argument("query_id", type=_query_id, metavar="ID")
@@ -159,12 +160,20 @@ def _windows(args: argparse.Namespace, now: int) -> dict[str, int]:
         if seconds <= 0:
             raise CliError(
                 f"--{name}-window {seconds}s puts the {name} deadline at the chain time {format_time(now)}, which has "
-                f"already passed when the proposal is mined; pass a window such as {format_duration(DEFAULT_WINDOWS[name])}"
+                f"already passed when the proposal is mined; pass a window such as {duration_option(DEFAULT_WINDOWS[name])}"
             )
     return windows
 
 
+def _check_plot_path(plot: str | None) -> None:
+    if plot is not None and not plot.lower().endswith(".png"):
+        raise CliError(f"--plot {plot!r} must name a .png file")
+
+
 def run_propose(context: Context, args: argparse.Namespace) -> int:
+    _check_plot_path(args.plot)
+    if args.plot is not None and not args.wait:
+        raise CliError("--plot draws the result, so it needs --wait")
     spec = _spec(args)
     if args.min_owners > args.max_owners:
         raise CliError(f"--min-owners {args.min_owners} is above --max-owners {args.max_owners}")
@@ -205,7 +214,7 @@ def run_propose(context: Context, args: argparse.Namespace) -> int:
         context.output.notice(
             f"Proposed query {query_id} ({spec.template}, escrow {format_ether(escrow)}); waiting for the result."
         )
-        return _print_result(context, _wait(context, analyst, query_id, args.timeout), None)
+        return _print_result(context, _wait(context, analyst, query_id, args.timeout), args.plot)
     context.output.result(
         data,
         f"Proposed query {query_id}: {spec.template} over {args.min_owners}..{args.max_owners} owners, "
@@ -401,8 +410,7 @@ def _print_result(context: Context, result: Any, plot: str | None) -> int:
 def run_result(context: Context, args: argparse.Namespace) -> int:
     from offchain_workers.analyst import ResultNotPublishedError
 
-    if args.plot is not None and not args.plot.lower().endswith(".png"):
-        raise CliError(f"--plot {args.plot!r} must name a .png file")
+    _check_plot_path(args.plot)
     analyst = _analyst(context)
     info = _query_info(context, args.query_id)
     if args.wait:

@@ -1,9 +1,9 @@
 """Query specs from `pmsr query propose` flags or from a spec file.
 
-The flags cover the templates count, sum, mean, histogram and ols; crosstab and vote need a spec
-file. `--clip` bounds one row's values, and the per-owner clip of each output coordinate is
-derived from it and `--contribution-bound` (an owner contributes at most that many rows), so the
-bounds that make the DP sensitivity true follow from what the analyst states about one row.
+The flags cover the templates count, sum, mean, histogram and ols. Crosstab and vote need a spec
+file. `--clip` bounds one row's values, and `--contribution-bound` the rows of one owner. The clip
+of each output coordinate for one owner is derived from the two, so the bounds that make the DP
+sensitivity true follow from what the analyst states about one row.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def parse_bins(text: str) -> list[str]:
 
 
 def _owner_range(low: Fraction, high: Fraction, bound: int) -> tuple[str, str]:
-    """Range of a sum of up to `bound` values in [low, high]: an owner may have fewer rows, or none."""
+    """Return the range of a sum of up to `bound` values in [low, high], since an owner may have fewer rows, or none."""
     return format_decimal(min(Fraction(0), low * bound)), format_decimal(max(Fraction(0), high * bound))
 
 

@@ -144,7 +144,7 @@ def _keystore_address(context: Context, name: str) -> str:
 
 
 def selected_address(context: Context) -> str:
-    """The address of the selected account, without unlocking a keystore that declares it."""
+    """Return the address of the selected account, without unlocking a keystore that declares it."""
     settings = context.settings
     if settings.dev_account is not None:
         return context.address
