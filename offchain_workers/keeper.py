@@ -255,7 +255,10 @@ class KeeperConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m offchain_workers.keeper", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m offchain_workers.keeper",
+        description="Call cancel and fail on queries whose deadlines have made them due.",
+    )
     parser.add_argument("--config", required=True, type=Path, help="keeper configuration JSON file")
     parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING); default INFO")
     arguments = parser.parse_args(argv)
