@@ -10,7 +10,7 @@ One JSON record per run, with:
 
 - `seconds`: from just before `proposeQuery` is sent to the moment the result is seen published.
   `phases` gives the times of the query's opening (all K accepted), the last submission, the last
-  commit and the publication, as seen by polling `queryInfo` every 50 ms;
+  commit and the publication, as seen by polling `queryInfo` every 100 ms;
 - `owner_seconds_per_submission`: the submission phase (opening to last submission) times the
   number of fleet processes, divided by N: the wall-clock time one owner process spends per
   submission, RPC round trips included;
@@ -20,7 +20,10 @@ One JSON record per run, with:
 - `aggregator_peak_rss_mb`: the largest `VmHWM` of the aggregator processes, read from /proc right
   after publication;
 - `correct`: the published words equal the sum of every owner's encoded output, computed in plain
-  text from the same rows.
+  text from the same rows;
+- `cpu_seconds`: CPU time (user plus system, from /proc) that Anvil, the aggregators, the owner
+  fleets, the keeper and this process used between the proposal and the publication. On a machine
+  with C cores, their sum over `seconds` shows how busy the cores were.
 
     python benchmarks/e2e.py --owners 1000 --json
     python benchmarks/e2e.py --owners 1000 --owners 10000 --json
@@ -48,13 +51,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from offchain_workers.datasets import cps1988_owner_tables  # noqa: E402
 from offchain_workers.encoding import encode_fixed  # noqa: E402
+from offchain_workers.local.processes import read_cpu_seconds  # noqa: E402
 from offchain_workers.local_market import LocalMarket  # noqa: E402
 from offchain_workers.spec import QuerySpec, build_spec  # noqa: E402
 from pmsr_chain import QueryStatus  # noqa: E402
 from pmsr_chain.rpc import rpc_request  # noqa: E402
 
 SUM_FRACTIONAL_BITS = 16
-MONITOR_INTERVAL = 0.05
+# Seconds between two `queryInfo` reads of the phase monitor: the resolution of `seconds`.
+MONITOR_INTERVAL = 0.1
 GAS_SAMPLE = 20
 
 
@@ -132,6 +137,38 @@ class PhaseMonitor(threading.Thread):
             time.sleep(MONITOR_INTERVAL)
 
 
+def child_pids(executable_suffix: str) -> list[int]:
+    """Return the ids of this process's children whose executable path ends with `executable_suffix`."""
+    parent = str(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue
+        if fields[1] == parent and command.endswith(executable_suffix):
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_snapshot(market: LocalMarket) -> dict[str, float]:
+    """Return the CPU seconds used so far by each role of the market, and by this process."""
+    def total(values: list[float | None]) -> float:
+        return sum(value or 0.0 for value in values)
+
+    snapshot = {
+        "anvil": total([read_cpu_seconds(pid) for pid in child_pids("anvil")]),
+        "aggregators": total([handle.process.cpu_seconds() for handle in market.aggregators]),
+        "owner_fleets": total([fleet.cpu_seconds() for fleet in market.fleets()]),
+        "keeper": total([market.keeper.cpu_seconds()] if market.keeper is not None else []),
+        "benchmark": time.process_time(),
+    }
+    return snapshot
+
+
 def gas_between(market: LocalMarket, first_block: int, last_block: int) -> int:
     requests = [("eth_getBlockByNumber", [hex(number), False]) for number in range(first_block, last_block + 1)]
     total = 0
@@ -161,6 +198,7 @@ def run_once(owners: int, arguments: argparse.Namespace) -> dict[str, Any]:
             if arguments.keep_logs:
                 print(f"logs in {directory}/logs", file=sys.stderr)
 
+            cpu_before = cpu_snapshot(market)
             started = time.monotonic()
             query_id = analyst.propose(
                 spec, price_per_owner=10**12, min_owners=owners, max_owners=owners, fee_per_aggregator=10**15,
@@ -169,11 +207,14 @@ def run_once(owners: int, arguments: argparse.Namespace) -> dict[str, Any]:
             )
             monitor = PhaseMonitor(market, query_id, owners, started)
             monitor.start()
-            result = analyst.wait_for_result(query_id, timeout=arguments.timeout, poll_interval=MONITOR_INTERVAL)
+            monitor.join(arguments.timeout)
             seconds = time.monotonic() - started
+            cpu_after = cpu_snapshot(market)
             peak_rss = market.aggregator_peak_rss_mb()
             monitor.done.set()
-            monitor.join()
+            result = analyst.result(query_id)
+            if "published" in monitor.times:
+                seconds = monitor.times["published"]
 
             proposed = market.market.events("QueryProposed", market.start_block, filters={"queryId": query_id})[0]
             published = market.market.events("ResultPublished", proposed.block_number, filters={"queryId": query_id})[0]
@@ -201,6 +242,7 @@ def run_once(owners: int, arguments: argparse.Namespace) -> dict[str, Any]:
         "gas_total": gas_total,
         "gas_per_submission": int(statistics.median(sample)) if sample else None,
         "aggregator_peak_rss_mb": round(max(value or 0.0 for value in peak_rss), 1),
+        "cpu_seconds": {role: round(cpu_after[role] - cpu_before[role], 2) for role in cpu_before},
         "correct": list(result.words) == expected_words(spec, wages) and result.included_owners == owners,
         "estimate_gas": arguments.estimate_gas,
         "block_time": arguments.block_time,

@@ -22,7 +22,7 @@ from typing import IO
 
 from pmsr_chain.errors import PmsrError
 
-__all__ = ["ProcessError", "ServiceProcess", "read_peak_rss_mb"]
+__all__ = ["ProcessError", "ServiceProcess", "read_peak_rss_mb", "read_cpu_seconds"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,21 @@ def read_peak_rss_mb(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def read_cpu_seconds(pid: int) -> float | None:
+    """Return the user plus system CPU time of a process in seconds (from /proc/PID/stat), or None.
+
+    Linux only.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            # The command name in parentheses may contain spaces; the numeric fields follow it.
+            fields = stat.read().rsplit(")", 1)[1].split()
+        # utime and stime are fields 14 and 15 of the file, 12 and 13 after the command name.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 _running: dict[int, ServiceProcess] = {}
@@ -156,6 +171,12 @@ class ServiceProcess:
             logger.info("stopping %s (pid %d) with SIGTERM", self.name, self._process.pid)
             self._process.send_signal(signal.SIGTERM)
             self._terminate_sent = True
+
+    def cpu_seconds(self) -> float | None:
+        """Return the CPU time the running process has used so far, in seconds, or None if it is not running."""
+        if self._process is None or not self.running:
+            return None
+        return read_cpu_seconds(self._process.pid)
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> int | None:
         """Send SIGTERM (unless `terminate` did) and wait up to `timeout` seconds, then SIGKILL.
