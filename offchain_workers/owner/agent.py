@@ -340,7 +340,12 @@ class _Outcome:
 
 
 class OwnerFleet:
-    """Many owners in one process: one event poll, one thread pool, one state database."""
+    """Many owners in one process: one event poll, one thread pool, one state database.
+
+    NOTE: the event cursor belongs to the database, so an owner added to the configuration of an
+    existing database decides only on queries proposed after the cursor. Give it a database of its
+    own to have it read older open queries.
+    """
 
     def __init__(self, config: FleetConfig, *, market: MarketClient | None = None,
                  sender_config: SenderConfig | None = None) -> None:
