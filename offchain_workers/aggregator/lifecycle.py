@@ -30,7 +30,7 @@ from ..encryption import ShareContext, ShareDecryptor
 from ..spec import QuerySpec
 from .ingest import load_accumulator
 from .policy import AcceptancePolicy, evaluate_proposal
-from .state import ACTIVE_PHASES, AggregatorState, ComplaintState, Phase, QueryRecord
+from .state import IN_FLIGHT_PHASES, AggregatorState, ComplaintState, Phase, QueryRecord
 
 __all__ = ["ChainClock", "QueryDriver"]
 
@@ -126,7 +126,7 @@ class QueryDriver:
             params=info.params,
             spec_json=query.spec_json,
             onchain_spec_hash=info.spec_hash,
-            active_queries=self.state.count_in(ACTIVE_PHASES),
+            active_queries=self.state.count_in(IN_FLIGHT_PHASES),
             now=clock.head_time,
         )
         if not decision.accepted:

@@ -31,6 +31,7 @@ from ..storage import Database, Migration, SqliteCursor
 __all__ = [
     "Phase",
     "ACTIVE_PHASES",
+    "IN_FLIGHT_PHASES",
     "INGESTING_PHASES",
     "SubmissionStatus",
     "ComplaintState",
@@ -60,10 +61,11 @@ class Phase(StrEnum):
     ABANDONED = "abandoned"  # a deadline passed before this service could act, or the state is unusable
 
 
-# Phases of a query this aggregator accepted that is not yet over on-chain.
-ACTIVE_PHASES = (
-    Phase.ACCEPTING, Phase.ACCEPTED, Phase.COMMITTING, Phase.COMMITTED, Phase.REVEALED, Phase.PUBLISHED,
-)
+# Phases of a query this aggregator accepted that is not yet published, cancelled or failed: the
+# queries its `maxConcurrentQueries` limit counts.
+IN_FLIGHT_PHASES = (Phase.ACCEPTING, Phase.ACCEPTED, Phase.COMMITTING, Phase.COMMITTED, Phase.REVEALED)
+# Phases in which the service still has something to do: the in-flight ones and claiming the fee.
+ACTIVE_PHASES = (*IN_FLIGHT_PHASES, Phase.PUBLISHED)
 # Phases in which SharesSubmitted and ComplaintFiled events of the query are ingested.
 INGESTING_PHASES = (Phase.ACCEPTING, Phase.ACCEPTED)
 
