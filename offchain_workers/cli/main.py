@@ -16,7 +16,7 @@ from typing import IO
 
 from pmsr_chain.errors import PmsrError
 
-from . import aggregator, chain, deploy, owner, query, wallet
+from . import aggregator, chain, demo, deploy, owner, query, wallet
 from .config import resolve_settings
 from .context import Context
 from .errors import CliError, UsageError, describe_error
@@ -40,7 +40,7 @@ def build_parser() -> ArgumentParser:
     common = ArgumentParser(add_help=False)
     add_global_options(common, suppress=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser)
-    for module in (chain, wallet, deploy, aggregator, owner, query):
+    for module in (chain, wallet, deploy, aggregator, owner, query, demo):
         module.register(commands, common)
     return parser
 
