@@ -88,6 +88,7 @@ _REVERT_ADVICE: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"aggregator {a['aggregator']} still serves {a['openQueries']} unsettled queries; keep "
         "`pmsr aggregator run` going until they finish"
     ),
+    "ZeroAmount": lambda a: "nothing to move: the amount is 0 (a stake already withdrawn, or a top-up of nothing)",
     "QueryNotFound": lambda a: f"query {a['queryId']} not found; list queries with `pmsr query list`",
     "WrongQueryStatus": lambda a: (
         f"query {a['queryId']} is {_status(a['actual'])}, but this needs it {_status(a['expected'])}"

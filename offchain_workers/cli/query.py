@@ -12,6 +12,7 @@ import argparse
 import math
 from typing import Any
 
+from pmsr_chain.errors import InvalidInputError
 from pmsr_chain.types import QueryInfo, QueryStatus
 from pmsr_chain.units import format_ether
 
@@ -60,8 +61,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     market.add_argument("--max-owners", type=positive_int, required=True, help="maximum number of owners paid for")
     market.add_argument("--aggregators", default="auto", metavar="auto|LIST",
                         help="aggregator addresses, or auto to pick registered ones (default auto)")
-    market.add_argument("--aggregator-count", type=positive_int, default=3, metavar="K",
-                        help="how many aggregators auto picks (default 3)")
+    market.add_argument("--aggregator-count", type=positive_int, metavar="K",
+                        help="how many aggregators auto picks (default: every usable one, up to the market's maximum)")
     for name, seconds in DEFAULT_WINDOWS.items():
         market.add_argument(f"--{name}-window", type=duration, default=seconds, metavar="DURATION",
                             help=f"time for the {name} step (default {duration_option(seconds)})")
@@ -171,6 +172,8 @@ def _check_plot_path(plot: str | None) -> None:
 
 
 def run_propose(context: Context, args: argparse.Namespace) -> int:
+    from offchain_workers.analyst import AnalystError
+
     _check_plot_path(args.plot)
     if args.plot is not None and not args.wait:
         raise CliError("--plot draws the result, so it needs --wait")
@@ -181,7 +184,10 @@ def run_propose(context: Context, args: argparse.Namespace) -> int:
     windows = _windows(args, now)
     analyst = _analyst(context, signed=True)
     if args.aggregators == "auto":
-        aggregators = analyst.select_aggregators(args.aggregator_count)
+        try:
+            aggregators = analyst.select_aggregators(args.aggregator_count)
+        except (AnalystError, InvalidInputError) as error:
+            raise CliError(f"{error} (--aggregator-count K sets how many)") from None
     else:
         aggregators = [parse_address(item, "aggregator address") for item in comma_list(args.aggregators)]
 

@@ -269,8 +269,11 @@ def test_debug_shows_the_traceback(market: Market) -> None:
     assert result.error_lines[-1].startswith("error: query 42 not found")
 
 
+# --------------------------------------------------------------------------------------------------
+# Last in the module, because they move the chain clock forward.
+
+
 def test_deadline_passed_before_owner_joins(market: Market) -> None:
-    # Last in the module: it moves the chain clock forward.
     proposed = market.ok(
         "query", "propose", "--keystore", "analyst", "--template", "count", "--epsilon", "1", "--max-owners", "2",
         "--aggregator-count", "2", "--accept-window", "10s", "--submit-window", "10s", "--json",
@@ -282,6 +285,51 @@ def test_deadline_passed_before_owner_joins(market: Market) -> None:
 
     assert_one_line_error(result, f"query {proposed['queryId']}", "accept deadline", "passed", "will be cancelled")
     assert (market.account("alice"), file_state(market.data_dir)) == before
+
+
+def test_query_cancel_when_due_then_refund(market: Market) -> None:
+    query = str(market.query_id)
+    early = market.run("query", "cancel", query, "--keystore", "analyst")
+    assert_one_line_error(early, f"query {query} cannot move on until after", "try again then")
+
+    increase_time(market.w3, 3700)
+    cancelled = market.ok("query", "cancel", query, "--keystore", "analyst", "--json").json()
+    balance_before, _ = market.account("analyst")
+    refunded = market.ok("query", "refund", query, "--keystore", "analyst", "--json").json()
+    balance_after, _ = market.account("analyst")
+
+    assert cancelled["status"] == "CANCELLED"
+    assert refunded["amountWei"] == str(2 * 10**15)
+    assert market.ok("query", "status", query, "--json").json()["escrowWei"] == "0"
+    assert 0 < balance_after - balance_before < 2 * 10**15
+
+
+def test_owner_policy_exit_and_withdraw(market: Market) -> None:
+    updated = market.ok("owner", "policy", "--keystore", "alice", "--min-price", "0.002ether", "--templates",
+                        "histogram,mean", "--json").json()
+    assert updated["policy"]["minPricePerQueryWei"] == str(2 * 10**15)
+    assert updated["policy"]["templates"] == ["mean", "histogram"]
+
+    market.ok("owner", "exit", "--keystore", "alice")
+    early = market.run("owner", "withdraw", "--keystore", "alice")
+    assert_one_line_error(early, "can be withdrawn only after", "try again then")
+
+    increase_time(market.w3, 61)
+    withdrawn = market.ok("owner", "withdraw", "--keystore", "alice", "--json").json()
+    assert withdrawn["amountWei"] == str(10**16)
+    assert market.ok("owner", "status", "--keystore", "alice", "--json").json()["stakeWei"] == "0"
+    assert_one_line_error(market.run("owner", "withdraw", "--keystore", "alice"), "the amount is 0")
+
+
+def test_aggregator_exit_and_withdraw(market: Market) -> None:
+    status = market.ok("aggregator", "status", "--keystore", "agg1", "--json").json()
+    assert status["keyFileMatches"] is True
+
+    market.ok("aggregator", "exit", "--keystore", "agg1")
+    increase_time(market.w3, 61)
+    withdrawn = market.ok("aggregator", "withdraw", "--keystore", "agg1", "--json").json()
+
+    assert withdrawn["amountWei"] == str(10**18)
 
 
 def test_copied_manifest_finds_market(market: Market, tmp_path: Path) -> None:

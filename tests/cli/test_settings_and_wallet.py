@@ -235,6 +235,25 @@ def test_progress_without_terminal_prints_counts() -> None:
     assert "\r" not in stream.getvalue()
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_terminal_redraws_one_line() -> None:
+    stream = _Terminal()
+    progress = Progress("owners", 4, stream=stream)
+
+    progress.update(1, "submitting")
+    progress.update(2, "submitting")
+    progress.close()
+
+    text = stream.getvalue()
+    assert text.count("\r\033[K") == 3
+    assert text.endswith("\n")
+    assert text.rstrip("\n").rsplit("\r\033[K", 1)[1].startswith("owners: 2/4 (submitting)")
+
+
 def test_json_output_is_one_document(cli_env: dict[str, str]) -> None:
     _new_wallet(cli_env, "alice")
 

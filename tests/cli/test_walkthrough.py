@@ -2,7 +2,7 @@
 
 The commands are read from the README's "Walkthrough" section, so the document and the test cannot
 drift apart. `pmsr ... run` commands start as background processes (the README's extra terminals)
-and are stopped with SIGINT before `pmsr chain down`, as the README says. `pmsr` commands that
+and are stopped with SIGINT before `pmsr chain down`, as the README instructs. `pmsr` commands that
 return run in this process (fast); a command that waits (`--wait`) runs as a subprocess with a
 time limit. Other lines (`printf`) run in bash. The only change to a command is a free port for
 `pmsr chain up`, so the test never depends on port 8545 being free.
@@ -53,7 +53,7 @@ class Walkthrough:
         self.services.append((line, process, log))
 
     def wait_until_services_ready(self) -> None:
-        """Wait for each service's start-up line, as the README asks before going on."""
+        """Wait for each service's start-up line, as the README instructs before going on."""
         deadline = time.monotonic() + READY_TIMEOUT
         for line, process, log in self.services:
             while not any(marker in log.read_text() for marker in SERVICE_READY):
