@@ -147,7 +147,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     run.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
                      help="seconds between polls of the chain (default 1)")
     run.add_argument("--query", type=non_negative_int, metavar="ID",
-                     help="join only this query, then exit once its submission is sent")
+                     help="check this query against the policy first, then run until its shares are submitted "
+                          "and exit (queries seen meanwhile are handled as usual)")
     run.add_argument("--keeper", action="store_true", help="also cancel or fail queries whose deadlines passed")
 
     claim = add_command(actions, common, "claim", "collect payments and release budget of finished queries", run_claim)
