@@ -66,6 +66,7 @@ from .accounts import (
     dataset_commitment,
     fund_accounts,
     generate_accounts,
+    read_dev_keys,
     register_aggregators,
     register_owners,
     write_dev_keys,
@@ -91,6 +92,10 @@ LOCAL_PARAMETERS = MarketParameters(
 # Block gas limit of the local chain. Anvil's default (30 million) fits about 300 submissions a
 # block; a large limit lets interval mining take a whole burst of submissions in one block.
 LOCAL_GAS_LIMIT = 2_000_000_000
+
+# Word the aggregator, owner-fleet and keeper processes log once they serve ("aggregator 0x...
+# started: ...", "owner fleet started: ...", "keeper for market 0x... started from 0x...").
+READY_MARKER = " started"
 
 # Ether given to each account for gas, on top of its stake.
 _GAS_MONEY = ETHER
@@ -303,8 +308,6 @@ class LocalMarket:
         return Analyst(self.client(account), start_block=self.start_block, poll_interval=min(self.poll_interval, 0.5))
 
     def _append_keys(self, name: str, keys: Sequence[DevKey]) -> Path:
-        from .accounts import read_dev_keys
-
         path = self.data_dir / "keys" / name
         existing = read_dev_keys(path) if path.exists() else []
         return write_dev_keys(path, [*existing, *keys])
@@ -326,7 +329,7 @@ class LocalMarket:
         config_path.write_text(json.dumps(document, indent=2) + "\n")
         self.keeper = ServiceProcess(
             "keeper", "offchain_workers.keeper", config_path, self.data_dir / "logs" / "keeper.log",
-            extra_args=("--log-level", self.log_level), cwd=self.data_dir, ready_marker="started from",
+            extra_args=("--log-level", self.log_level), cwd=self.data_dir, ready_marker=READY_MARKER,
         )
         self.keeper.start()
 
@@ -381,7 +384,7 @@ class LocalMarket:
             process = ServiceProcess(
                 f"aggregator-{index}", "offchain_workers.aggregator", config_path,
                 self.data_dir / "logs" / f"aggregator-{index}.log",
-                extra_args=("--log-level", self.log_level), cwd=self.data_dir, ready_marker=" started: market",
+                extra_args=("--log-level", self.log_level), cwd=self.data_dir, ready_marker=READY_MARKER,
             )
             self.aggregators.append(AggregatorHandle(index, account.address, pair.public_key, config, config_path, process))
         if start:
@@ -569,7 +572,7 @@ class LocalMarket:
         return ServiceProcess(
             f"owners-{fleet_index}", "offchain_workers.owner", config_path,
             self.data_dir / "logs" / f"owners-{fleet_index}.log",
-            extra_args=("--log-level", self.log_level), cwd=self.data_dir, ready_marker="owner fleet started",
+            extra_args=("--log-level", self.log_level), cwd=self.data_dir, ready_marker=READY_MARKER,
         )
 
     @property
