@@ -34,7 +34,7 @@ def run_to_publication(harness, market, services, query, *, excluded: int = 0) -
     harness.advance_past(query.params.submit_deadline)
     wait_until(lambda: market.query_info(query.query_id).excluded_count == excluded, message=f"{excluded} exclusions")
     for service in services:
-        # Every service must have seen the exclusions before the commit window opens.
+        # Moving the clock to the commit window closes the complaint window, so every complaint goes first.
         wait_until(lambda service=service: not service.state.pending_complaints(query.query_id), message="complaints sent")
     harness.advance_to_commit_window(query)
     wait_for_status(market, query.query_id, QueryStatus.PUBLISHED)
