@@ -9,6 +9,7 @@ stalled query; the tests only move the chain clock past the deadline.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,12 +25,16 @@ from offchain_workers.keys import AggregatorKeyPair
 from offchain_workers.local_market import LocalMarket
 from offchain_workers.mapping import map_owner_data
 from offchain_workers.spec import build_spec
+from offchain_workers.local.runner import LOCAL_PARAMETERS
 from pmsr_chain import ETHER, ContractRevertError, MarketClient, QueryStatus, SubmissionState
 from pmsr_chain.events import ComplaintFiled, SharesSubmitted
 
 from .conftest import PHASE_TIMEOUT, propose, running_market, wait_for_info, wait_for_status
 
 OWNERS = 10
+# Aggregators must complain within this many seconds of the last submission. Longer than the
+# runner's 2 seconds, so a service poll delayed on a loaded machine still lands in the window.
+COMPLAINT_PERIOD = 5
 AGGREGATOR_STAKE = 3 * ETHER
 REJECTING_FEE = ETHER
 SUM_FRACTIONAL_BITS = 16
@@ -52,7 +57,8 @@ class Session:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
-    with running_market(tmp_path_factory, "failures", aggregators=4) as market:
+    parameters = dataclasses.replace(LOCAL_PARAMETERS, complaint_period=COMPLAINT_PERIOD)
+    with running_market(tmp_path_factory, "failures", aggregators=4, market_parameters=parameters) as market:
         policies = [AcceptancePolicy()] * 3 + [AcceptancePolicy(min_fee_wei=REJECTING_FEE)]
         market.start_aggregators(policies=policies, stake=AGGREGATOR_STAKE)
         tables = cps1988_owner_tables(OWNERS, seed=88)

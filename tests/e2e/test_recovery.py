@@ -42,11 +42,11 @@ def test_killed_aggregator_recovers(tmp_path_factory: pytest.TempPathFactory) ->
         wait_for_info(market, query_id, lambda info: info.submitted_count == half, "the first fleet submitted")
         time.sleep(INGEST_SECONDS)
         market.kill_aggregator(1)
+        # Aggregator 0 stops before the query closes, so it cannot commit, and no aggregator can
+        # reveal while the victim commits and is killed again.
+        market.stop_aggregator(0)
         second_fleet.start()
         wait_for_info(market, query_id, lambda info: info.submitted_count == OWNERS, "every owner submitted")
-
-        # Aggregator 0 is stopped so that no aggregator can reveal while the victim commits and is killed.
-        market.stop_aggregator(0)
         market.start_aggregator(1)
         market.wait_until(lambda: client.aggregator_query_state(query_id, victim).committed, PHASE_TIMEOUT,
                           what="the restarted aggregator to commit")
