@@ -59,7 +59,7 @@ def read_cpu_seconds(pid: int) -> float | None:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             # The command name in parentheses may contain spaces; the numeric fields follow it.
             fields = stat.read().rsplit(")", 1)[1].split()
-        # utime and stime are fields 14 and 15 of the file, 12 and 13 after the command name.
+        # utime and stime are fields 14 and 15 of the file: indexes 11 and 12 after the command name.
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
