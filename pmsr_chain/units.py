@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from .errors import InvalidInputError
 
@@ -32,8 +32,12 @@ def parse_amount(text: str) -> int:
             f"invalid amount {text!r}: write a number with an optional unit, "
             "for example 0.01ether, 10gwei or 1000 (wei)"
         )
+    # The default decimal context keeps 28 digits, which rounds large ether amounts with many decimals;
+    # a context sized to the input keeps every digit.
+    number = match.group("number")
+    context = Context(prec=len(number) + 40)
     try:
-        value = Decimal(match.group("number")) * (Decimal(10) ** _AMOUNT_UNITS.get(unit, 0))
+        value = context.multiply(Decimal(number), Decimal(10) ** _AMOUNT_UNITS.get(unit, 0))
     except InvalidOperation as error:
         raise InvalidInputError(f"invalid amount {text!r}: {error}") from None
     if value != value.to_integral_value():

@@ -50,3 +50,8 @@ def test_parse_duration_rejects(text):
 def test_format_duration_forms():
     assert format_duration(2.44) == "2.4s"
     assert format_duration(3903) == "1h 5m 3s"
+
+
+def test_parse_amount_keeps_every_digit():
+    """Regression: the default 28-digit decimal context rounded this amount down by one wei."""
+    assert parse_amount("10000000000.000000000000000001ether") == 10**28 + 1
