@@ -11,16 +11,43 @@ Integers stay within +-(2^53 - 1), so every JSON parser, JavaScript's included, 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import SpecError
 
-__all__ = ["MAX_SAFE_INTEGER", "load_strict", "dump_canonical"]
+__all__ = ["MAX_SAFE_INTEGER", "MAX_DOCUMENT_BYTES", "load_strict", "dump_canonical"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
 # Maximum nesting depth. Specs nest at most four levels, so this limit only stops hostile input.
 _MAX_DEPTH = 16
+
+# Largest spec accepted, in bytes. A spec's biggest part is one clip pair per output coordinate, about
+# 30 bytes each, so 1 MiB leaves room for 4096 coordinates many times over while bounding the work a
+# hostile proposal can cause.
+MAX_DOCUMENT_BYTES = 1 << 20
+
+_STRING_LITERAL = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """Return the deepest bracket nesting of JSON bytes, ignoring brackets inside strings.
+
+    It runs before `json.loads`, whose C parser recurses once per level: a document of a few hundred
+    thousand `[` overflows the C stack when a library has raised Python's recursion limit (py_ecc,
+    imported with the Ethereum packages, raises it to 100000), killing the process with SIGSEGV
+    instead of raising RecursionError.
+    """
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_STRING_LITERAL.sub(b'""', raw)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 class _FloatLiteral:
@@ -55,12 +82,16 @@ def load_strict(data: bytes) -> Any:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SpecError("document", type(data).__name__, "expected the spec as UTF-8 bytes")
     raw = bytes(data)
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise SpecError("document", f"{len(raw)} bytes", f"spec larger than {MAX_DOCUMENT_BYTES} bytes")
     if raw.startswith(b"\xef\xbb\xbf"):
         raise SpecError("document", raw[:3], "starts with a UTF-8 byte-order mark; remove it")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise SpecError("document", raw[error.start : error.start + 4], f"invalid UTF-8 at byte {error.start}") from None
+    if _nesting_depth(raw) > _MAX_DEPTH:
+        raise SpecError("document", text[:20], f"JSON nesting deeper than {_MAX_DEPTH} levels")
     try:
         document = json.loads(
             text,

@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from offchain_workers.canonical_json import MAX_DOCUMENT_BYTES
 from offchain_workers.decimal_strings import format_decimal
 from offchain_workers.errors import SpecError
 from offchain_workers.spec import QuerySpec, build_spec
@@ -32,11 +33,15 @@ def load_spec_file(path_text: str) -> QuerySpec:
     """Read and validate a spec file; an invalid field raises a `CliError` that names the file and the field."""
     path = Path(path_text).expanduser()
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            # One byte past the limit is enough to reject an oversized file without reading it all.
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         raise CliError(f"spec file {path} not found; check the path") from None
     except OSError as error:
         raise CliError(f"cannot read spec file {path}: {error.strerror}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise CliError(f"spec file {path} is larger than {MAX_DOCUMENT_BYTES} bytes; is it the right file?")
     try:
         # Any JSON layout is accepted; the proposal sends the canonical bytes.
         return QuerySpec.from_json_bytes(data, require_canonical=False)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offchain_workers.canonical_json import dump_canonical, load_strict
+from offchain_workers.canonical_json import MAX_DOCUMENT_BYTES, dump_canonical, load_strict
 from offchain_workers.decimal_strings import format_decimal, parse_decimal
 from offchain_workers.errors import FilterSyntaxError, SpecError
 from offchain_workers.spec import ENCODED_SUM_LIMIT, QuerySpec, build_spec, spec_hash
@@ -527,3 +527,23 @@ def test_mutated_spec_parses_or_raises_spec_error(template, data, value):
 def test_arbitrary_bytes_raise_spec_error(data):
     with pytest.raises(SpecError):
         QuerySpec.from_json_bytes(data)
+
+
+@pytest.mark.parametrize("levels", [17, 3_000, 200_000])
+def test_deep_nesting_rejected_before_parsing(levels):
+    """Regression: 200,000 nested brackets overflowed the C stack in json.loads (SIGSEGV) because
+    py_ecc raises Python's recursion limit; the depth is now checked before parsing."""
+    with pytest.raises(SpecError) as caught:
+        load_strict(b"[" * levels + b"]" * levels)
+    assert "nesting deeper than 16" in str(caught.value)
+
+
+def test_brackets_inside_strings_ignored():
+    document = load_strict(b'{"filter":"x in (\\"[[[[[[[[[[[[[[[[[[\\")"}')
+    assert document["filter"].startswith("x in")
+
+
+def test_oversized_document_rejected():
+    with pytest.raises(SpecError) as caught:
+        load_strict(b" " * (MAX_DOCUMENT_BYTES + 1))
+    assert "larger than" in str(caught.value)
