@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from pmsr_chain._process import exit_with_parent_hook
 from pmsr_chain.errors import PmsrError
 
 __all__ = ["ProcessError", "ServiceProcess", "read_peak_rss_mb", "read_cpu_seconds"]
@@ -147,6 +148,7 @@ class ServiceProcess:
             cwd=self.cwd,
             env=environment,
             start_new_session=True,
+            preexec_fn=exit_with_parent_hook(),
         )
         self.starts += 1
         self._terminate_sent = False
