@@ -14,13 +14,19 @@ from typing import Any
 from pmsr_chain.errors import ContractRevertError, PmsrError, RpcError, TransactionFailedError
 from pmsr_chain.units import format_ether
 
-__all__ = ["CliError", "UsageError", "amount_option", "describe_error", "revert_message"]
+__all__ = ["CliError", "UsageError", "WaitInterruptedError", "amount_option", "describe_error", "revert_message"]
 
 
 class CliError(PmsrError, RuntimeError):
     """A command cannot run as requested. The message states why and what to do."""
 
     exit_status = 1
+
+
+class WaitInterruptedError(CliError):
+    """The user pressed Ctrl-C; the exit status is the shell's convention for SIGINT."""
+
+    exit_status = 130
 
 
 class UsageError(CliError, ValueError):

@@ -19,7 +19,7 @@ from pmsr_chain.units import format_ether
 from offchain_workers.budget import format_epsilon
 
 from .context import Context, parse_address
-from .errors import CliError
+from .errors import CliError, WaitInterruptedError
 from .options import add_command, add_group, amount, comma_list, duration, epsilon, positive_int
 from .output import duration_option, format_table, format_time
 
@@ -250,6 +250,12 @@ def _wait(context: Context, analyst: Any, query_id: int, timeout: int) -> Any:
 
         try:
             return analyst.wait_for_result(query_id, timeout=timeout, progress=report)
+        except KeyboardInterrupt:
+            # The query and its escrow stay on-chain; tell the user how to pick it up again.
+            raise WaitInterruptedError(
+                f"stopped waiting; query {query_id} is still on-chain: follow it with "
+                f"`pmsr query status {query_id} --wait`, or after its deadlines `pmsr query cancel {query_id}`"
+            ) from None
         except QueryCancelledError:
             raise CliError(
                 f"query {query_id} was cancelled ({analyst._cancel_reason(query_id)}); take back the escrow with "
