@@ -200,14 +200,18 @@ contract DataMarketInvariantTest {
         }
     }
 
-    /// The balance covers every obligation the handler tracked (stakes, and escrow and slashed stake
-    /// not yet paid out), and every wei paid in is either held or paid out.
+    /// The balance covers what the contract owes: the stakes, and for each query what the rules
+    /// still owe its payees, which is also exactly what the query holds (so no wei is stuck or
+    /// missing). Every wei paid in is either held or paid out, and paid to the payee the handler
+    /// credited.
     function invariant_balanceCoversObligations() public view {
         uint256 owed = handler.ghostStakeDeposited() - handler.ghostStakeWithdrawn() - handler.ghostStakeSlashed();
         uint256 count = market.queryCount();
         for (uint256 queryId = 1; queryId <= count; queryId++) {
-            DataMarketHandler.QueryGhost memory ghost = handler.queryGhost(queryId);
-            owed += ghost.escrowDeposited + ghost.slashed - ghost.paidOut;
+            IDataMarket.QueryInfo memory info = market.queryInfo(queryId);
+            uint256 owedByQuery = _owedByQuery(queryId, info);
+            vm.assertEq(info.escrow + info.slashed, owedByQuery, "query holds other than it owes");
+            owed += owedByQuery;
         }
 
         vm.assertGe(address(market).balance, owed, "balance below obligations");
@@ -216,6 +220,10 @@ contract DataMarketInvariantTest {
             address(market).balance + handler.ghostStakeWithdrawn() + handler.ghostPaidOut(),
             "paid in != held + paid out"
         );
+        (address[] memory actors, uint256[] memory balances) = handler.expectedBalances();
+        for (uint256 i = 0; i < actors.length; i++) {
+            vm.assertEq(actors[i].balance, balances[i], "actor balance != payouts and withdrawals credited to it");
+        }
     }
 
     /// An aggregator's `openQueries` counts the queries it accepted that are still proposed or open.
@@ -325,10 +333,12 @@ contract DataMarketInvariantTest {
         params.maxOwners = maxOwners;
         params.aggregators = assigned;
         params.feePerAggregator = 0.01 ether;
+        // forge-lint: disable-start(unsafe-typecast)
         params.acceptDeadline = uint40(START_TIME + 1 days);
         params.submitDeadline = uint40(START_TIME + 2 days);
         params.commitDeadline = uint40(START_TIME + 3 days + COMPLAINT_PERIOD);
         params.revealDeadline = uint40(START_TIME + 4 days + COMPLAINT_PERIOD);
+        // forge-lint: disable-end(unsafe-typecast)
         params.maxAbsEncoded = 1_000_000;
     }
 
@@ -349,6 +359,33 @@ contract DataMarketInvariantTest {
         for (uint256 i = 0; i < aggregators.length; i++) {
             stakes += market.aggregatorInfo(aggregators[i]).stake;
         }
+    }
+
+    /// What a query still owes under the rules: everything while it runs; after publication the
+    /// unclaimed prices of included owners, the unclaimed fees and the unrefunded unused escrow;
+    /// after a cancel or fail the escrow plus slashed stake until the analyst's refund.
+    function _owedByQuery(uint256 queryId, IDataMarket.QueryInfo memory info) private view returns (uint256) {
+        DataMarketHandler.QueryGhost memory ghost = handler.queryGhost(queryId);
+        IDataMarket.QueryStatus status = info.status;
+        if (status == IDataMarket.QueryStatus.Proposed || status == IDataMarket.QueryStatus.Open) {
+            return ghost.escrowDeposited;
+        }
+        if (status != IDataMarket.QueryStatus.Published) {
+            return info.analystRefunded ? 0 : ghost.escrowDeposited + ghost.slashed;
+        }
+
+        address[] memory owners = handler.ownerList();
+        uint256 unclaimedOwners = 0;
+        for (uint256 i = 0; i < owners.length; i++) {
+            if (market.submissionState(queryId, owners[i]) == IDataMarket.SubmissionState.Submitted) unclaimedOwners++;
+        }
+        uint256 unclaimedFees = 0;
+        for (uint256 i = 0; i < info.params.aggregators.length; i++) {
+            if (!market.aggregatorQueryState(queryId, info.params.aggregators[i]).feeClaimed) unclaimedFees++;
+        }
+        uint256 included = info.submittedCount - info.excludedCount;
+        uint256 unused = info.analystRefunded ? 0 : info.params.maxOwners - included;
+        return (unclaimedOwners + unused) * info.params.pricePerOwner + unclaimedFees * info.params.feePerAggregator;
     }
 
     function _sum(uint256[] memory values) private pure returns (uint256 total) {

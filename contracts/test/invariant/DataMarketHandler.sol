@@ -19,15 +19,15 @@ contract DataMarketHandler {
     uint256 public constant AGGREGATOR_COUNT = 4;
     uint256 public constant ANALYST_COUNT = 2;
     /// Proposals stop at this many queries so that the invariants' loops stay short.
-    uint256 public constant MAX_QUERIES = 10;
+    uint256 public constant MAX_QUERIES = 8;
     uint256 private constant TEMPLATE_COUNT = 7;
 
     // Status bits for `_pickQuery`.
-    uint256 private constant PROPOSED = 1 << uint256(IDataMarket.QueryStatus.Proposed);
-    uint256 private constant OPEN = 1 << uint256(IDataMarket.QueryStatus.Open);
-    uint256 private constant PUBLISHED = 1 << uint256(IDataMarket.QueryStatus.Published);
-    uint256 private constant CANCELLED = 1 << uint256(IDataMarket.QueryStatus.Cancelled);
-    uint256 private constant FAILED = 1 << uint256(IDataMarket.QueryStatus.Failed);
+    uint256 private constant PROPOSED = 2 ** uint256(IDataMarket.QueryStatus.Proposed);
+    uint256 private constant OPEN = 2 ** uint256(IDataMarket.QueryStatus.Open);
+    uint256 private constant PUBLISHED = 2 ** uint256(IDataMarket.QueryStatus.Published);
+    uint256 private constant CANCELLED = 2 ** uint256(IDataMarket.QueryStatus.Cancelled);
+    uint256 private constant FAILED = 2 ** uint256(IDataMarket.QueryStatus.Failed);
 
     struct QueryGhost {
         uint256 escrowDeposited; // wei the analyst paid in
@@ -66,6 +66,7 @@ contract DataMarketHandler {
     uint256 public ghostEscrowDeposited;
     uint256 public ghostPaidOut;
     mapping(address payee => uint256) public ghostPaidTo;
+    mapping(address actor => uint256) public ghostWithdrawnBy;
     mapping(uint256 queryId => QueryGhost) private _queryGhost;
 
     /// Successful payouts per (query, payee): owner claims, aggregator fees and analyst refunds.
@@ -135,7 +136,9 @@ contract DataMarketHandler {
             ghostStakeDeposited += stake;
             successCount["registerOwner"]++;
             if (tooLow) _violation(string.concat("owner registered with stake ", _str(stake)));
-        } catch {}
+        } catch {
+            vm.deal(owner, owner.balance - stake); // takes back the unspent funding
+        }
     }
 
     function updateOwnerPolicy(uint256 actorSeed, uint256 policySeed) external atCurrentTime {
@@ -157,7 +160,9 @@ contract DataMarketHandler {
         try market.topUpOwnerStake{value: amount}() {
             ghostStakeDeposited += amount;
             successCount["topUpOwnerStake"]++;
-        } catch {}
+        } catch {
+            vm.deal(owner, owner.balance - amount); // takes back the unspent funding
+        }
     }
 
     /// @param chanceSeed Only one call in two goes ahead, so that most runs keep enough owners to
@@ -186,6 +191,7 @@ contract DataMarketHandler {
         try market.withdrawOwnerStake() {
             uint256 paid = owner.balance - balanceBefore;
             ghostStakeWithdrawn += paid;
+            ghostWithdrawnBy[owner] += paid;
             successCount["withdrawOwnerStake"]++;
             if (paid != info.stake) {
                 _violation(string.concat("owner stake withdrawal paid ", _str(paid), ", stake was ", _str(info.stake)));
@@ -217,7 +223,9 @@ contract DataMarketHandler {
             successCount["registerAggregator"]++;
             if (tooLow) _violation(string.concat("aggregator registered with stake ", _str(stake)));
             if (zeroKey) _violation("aggregator registered with a zero encryption key");
-        } catch {}
+        } catch {
+            vm.deal(aggregator, aggregator.balance - stake); // takes back the unspent funding
+        }
     }
 
     function topUpAggregatorStake(uint256 actorSeed, uint256 amountSeed) external atCurrentTime {
@@ -229,7 +237,9 @@ contract DataMarketHandler {
         try market.topUpAggregatorStake{value: amount}() {
             ghostStakeDeposited += amount;
             successCount["topUpAggregatorStake"]++;
-        } catch {}
+        } catch {
+            vm.deal(aggregator, aggregator.balance - amount); // takes back the unspent funding
+        }
     }
 
     function rotateAggregatorKey(uint256 actorSeed, uint256 keySeed) external atCurrentTime {
@@ -271,6 +281,7 @@ contract DataMarketHandler {
         try market.withdrawAggregatorStake() {
             uint256 paid = aggregator.balance - balanceBefore;
             ghostStakeWithdrawn += paid;
+            ghostWithdrawnBy[aggregator] += paid;
             successCount["withdrawAggregatorStake"]++;
             if (paid != info.stake) {
                 _violation(
@@ -511,11 +522,13 @@ contract DataMarketHandler {
         } catch {}
     }
 
+    /// @param ownerSeed Picks an owner with a payable submission if there is one.
     /// @param listSeed Up to four query ids, drawn from a few published ones so that lists repeat ids.
     function claimMany(uint256 ownerSeed, uint256 listSeed, uint256 lengthSeed) external atCurrentTime {
         uint256 count = market.queryCount();
         if (count == 0) return;
-        address owner = owners[ownerSeed % OWNER_COUNT];
+        (, address owner) = _pickPayableOwner(listSeed, ownerSeed);
+        if (owner == address(0)) owner = owners[ownerSeed % OWNER_COUNT];
         uint256[] memory queryIds = new uint256[](1 + lengthSeed % 4);
         for (uint256 i = 0; i < queryIds.length; i++) {
             uint256 seed = listSeed >> (16 * i);
@@ -644,6 +657,30 @@ contract DataMarketHandler {
         ghost = _queryGhost[queryId];
     }
 
+    /// @return actors Every actor the handler pranks.
+    /// @return balances The balance each actor should have: the handler funds exactly what a
+    /// payable call sends (and takes it back when the call reverts), so an actor holds only what
+    /// the market paid it.
+    function expectedBalances() external view returns (address[] memory actors, uint256[] memory balances) {
+        actors = new address[](OWNER_COUNT + AGGREGATOR_COUNT + ANALYST_COUNT + 1);
+        uint256 n = 0;
+        for (uint256 i = 0; i < OWNER_COUNT; i++) {
+            actors[n++] = owners[i];
+        }
+        for (uint256 i = 0; i < AGGREGATOR_COUNT; i++) {
+            actors[n++] = aggregators[i];
+        }
+        for (uint256 i = 0; i < ANALYST_COUNT; i++) {
+            actors[n++] = analysts[i];
+        }
+        actors[n] = keeper;
+
+        balances = new uint256[](actors.length);
+        for (uint256 i = 0; i < actors.length; i++) {
+            balances[i] = ghostPaidTo[actors[i]] + ghostWithdrawnBy[actors[i]];
+        }
+    }
+
     function ownerList() external view returns (address[] memory) {
         return owners;
     }
@@ -702,7 +739,9 @@ contract DataMarketHandler {
             if (wrongPayment) {
                 _violation(string.concat("proposal accepted ", _str(payment), " wei for escrow ", _str(escrow)));
             }
-        } catch {}
+        } catch {
+            vm.deal(analyst, analyst.balance - payment); // takes back the unspent funding
+        }
     }
 
     function _submitOne(uint256 queryId, address owner, uint256 byteSeed) private {
@@ -925,6 +964,8 @@ contract DataMarketHandler {
         policy.epsilonBudget = uint64(((seed >> 16) + 3) % 6 * 1_000_000);
         policy.templateMask = (seed >> 24) % 4 == 1 ? uint32((seed >> 32) & 0x7f) : uint32(0x7f);
         policy.allowExact = (seed >> 40) % 2 == 0;
+        // Block times stay far below 2^40 seconds.
+        // forge-lint: disable-next-line(unsafe-typecast)
         policy.expiresAt = uint40(currentTime + 1 days + (seed >> 48) % 60 days);
     }
 
@@ -954,6 +995,9 @@ contract DataMarketHandler {
         view
         returns (IDataMarket.QueryParams memory params)
     {
+        // Each value below is reduced modulo a bound that fits its type; block times stay far below
+        // 2^40 seconds.
+        // forge-lint: disable-start(unsafe-typecast)
         params.templateId = uint8(shapeSeed % TEMPLATE_COUNT);
         params.outputLength = uint32(1 + (shapeSeed >> 8) % maxOutputLength);
         params.epsilon = (shapeSeed >> 16) % 4 == 1 ? 0 : uint64(250_000 * (1 + (shapeSeed >> 24) % 8));
@@ -972,6 +1016,7 @@ contract DataMarketHandler {
         params.submitDeadline = uint40(submitDeadline);
         params.commitDeadline = uint40(commitDeadline);
         params.revealDeadline = uint40(revealDeadline);
+        // forge-lint: disable-end(unsafe-typecast)
     }
 
     /// @dev Full-range values, so that the sum of K shares wraps modulo 2^64 in most coordinates.
@@ -1005,7 +1050,7 @@ contract DataMarketHandler {
         uint256 count = market.queryCount();
         for (uint256 i = 0; i < count; i++) {
             uint256 queryId = 1 + _cycle(seed, i, count);
-            if ((1 << uint256(statusSeen[queryId])) & statuses != 0) return queryId;
+            if ((2 ** uint256(statusSeen[queryId]) & statuses) != 0) return queryId;
         }
         return 0;
     }
@@ -1135,7 +1180,8 @@ contract DataMarketHandler {
         }
         bytes memory out = new bytes(digits);
         for (uint256 rest = value; rest != 0; rest /= 10) {
-            out[--digits] = bytes1(uint8(48 + rest % 10));
+            // forge-lint: disable-next-line(unsafe-typecast)
+            out[--digits] = bytes1(uint8(48 + rest % 10)); // an ASCII digit
         }
         return string(out);
     }
