@@ -110,8 +110,9 @@ contract DataMarketInvariantTest {
 
     /// Every owner's `epsilonUsed` is the epsilon of its submissions still reserved (Submitted) or
     /// spent (Settled in a published query), both as read from the views and as tracked by the
-    /// handler, and its `openSubmissions` counts its Submitted states. The handler separately
-    /// reports any submission that took an owner past its budget.
+    /// handler, and never more than the largest budget its policy had. Its `openSubmissions` counts
+    /// its Submitted states. The handler separately reports any submission that took an owner past
+    /// its budget at that moment.
     function invariant_epsilonUsedMatchesReservations() public view {
         address[] memory owners = handler.ownerList();
         uint256[] memory reserved = new uint256[](owners.length);
@@ -132,6 +133,7 @@ contract DataMarketInvariantTest {
             IDataMarket.OwnerInfo memory info = market.ownerInfo(owners[i]);
             vm.assertEq(info.epsilonUsed, reserved[i], "epsilonUsed != epsilon of held submissions");
             vm.assertEq(info.epsilonUsed, handler.ghostEpsilonReserved(owners[i]), "epsilonUsed != handler's total");
+            vm.assertLe(info.epsilonUsed, handler.ghostBudgetCeiling(owners[i]), "epsilonUsed above every budget");
             vm.assertEq(info.openSubmissions, submitted[i], "openSubmissions != Submitted states");
         }
     }

@@ -76,6 +76,9 @@ contract DataMarketHandler {
 
     /// Epsilon the handler saw reserved and not released, per owner, in millionths.
     mapping(address owner => uint256) public ghostEpsilonReserved;
+    /// The largest budget each owner's policy ever had; lowering a budget keeps what is reserved,
+    /// so `epsilonUsed` may exceed the current budget but never this.
+    mapping(address owner => uint256) public ghostBudgetCeiling;
 
     mapping(uint256 queryId => mapping(address aggregator => CommittedShare)) private _committed;
     mapping(uint256 queryId => mapping(address aggregator => uint64[])) private _revealed;
@@ -134,6 +137,7 @@ contract DataMarketHandler {
         vm.prank(owner);
         try market.registerOwner{value: stake}(policy, datasetCommitment) {
             ghostStakeDeposited += stake;
+            _raiseBudgetCeiling(owner, policy.epsilonBudget);
             successCount["registerOwner"]++;
             if (tooLow) _violation(string.concat("owner registered with stake ", _str(stake)));
         } catch {
@@ -147,6 +151,7 @@ contract DataMarketHandler {
 
         vm.prank(owner);
         try market.updateOwnerPolicy(policy) {
+            _raiseBudgetCeiling(owner, policy.epsilonBudget);
             successCount["updateOwnerPolicy"]++;
         } catch {}
     }
@@ -936,6 +941,10 @@ contract DataMarketHandler {
         ghostPaidOut += amount;
         ghostPaidTo[payee] += amount;
         _queryGhost[queryId].paidOut += amount;
+    }
+
+    function _raiseBudgetCeiling(address owner, uint256 budget) private {
+        if (budget > ghostBudgetCeiling[owner]) ghostBudgetCeiling[owner] = budget;
     }
 
     function _syncStatus(uint256 queryId) private {

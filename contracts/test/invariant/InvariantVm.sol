@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 /// @notice The Foundry cheatcodes the invariant suite uses, with their Foundry 1.x signatures.
-/// Forge serves them at `CHEATCODE_ADDRESS`; outside forge these calls revert.
+/// Forge serves them at `CHEATCODE_ADDRESS`.
 interface InvariantVm {
     function warp(uint256 newTimestamp) external;
     function prank(address msgSender) external;
@@ -10,7 +10,6 @@ interface InvariantVm {
     function label(address account, string calldata newLabel) external;
 
     /// Each assertion cheatcode reverts with `error` and both values when the check fails.
-    function assertTrue(bool condition, string calldata error) external pure;
     function assertEq(uint256 left, uint256 right, string calldata error) external pure;
     function assertEq(uint256[] calldata left, uint256[] calldata right, string calldata error) external pure;
     function assertEq(string calldata left, string calldata right, string calldata error) external pure;
