@@ -135,7 +135,8 @@ class LocalMarket:
     moves on even when no transaction arrives. With `automine` (Anvil's mixed mining) every
     transaction is also mined as it arrives. Without it, transactions wait for the next interval
     block, and a burst of thousands of submissions fits in a few blocks. `poll_interval` is the
-    services' event polling interval in seconds.
+    services' event polling interval in seconds. `anvil_args` are added to Anvil's command line,
+    for example `("--prune-history", "16")`, which bounds the past states Anvil keeps in memory.
     """
 
     def __init__(
@@ -149,6 +150,7 @@ class LocalMarket:
         poll_interval: float = 0.25,
         keeper: bool = True,
         log_level: str = "INFO",
+        anvil_args: Sequence[str] = (),
     ) -> None:
         if aggregators < 2:
             raise InvalidInputError(f"aggregator count {aggregators} is invalid; a market needs at least 2")
@@ -164,6 +166,7 @@ class LocalMarket:
         self.poll_interval = poll_interval
         self.keeper_enabled = keeper
         self.log_level = log_level
+        self.anvil_args = tuple(anvil_args)
         self.node: AnvilNode | None = None
         self.deployment: Deployment | None = None
         self._market: MarketClient | None = None
@@ -192,7 +195,7 @@ class LocalMarket:
         self.node = AnvilNode(
             AnvilConfig(
                 accounts=1, block_time=self.block_time, gas_limit=LOCAL_GAS_LIMIT,
-                extra_args=("--mixed-mining",) if self.automine else (),
+                extra_args=(("--mixed-mining",) if self.automine else ()) + self.anvil_args,
             ),
             log_path=self.data_dir / "logs" / "anvil.log",
         )
