@@ -122,5 +122,6 @@ def run_audit(options: AuditOptions, work_dir: Path, progress: IO[str]) -> dict[
     }
     report.update(ledger_summary(ledger, [query_id]))
     report["seconds"] = phase_summary(clock)
+    report["peak_memory_mb"] = session.peak_rss_mb
     return report
 

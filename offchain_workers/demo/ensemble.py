@@ -5,7 +5,7 @@ digits 0 to 9). A seeded split sets aside `questions` images as the analyst's he
 and gives each of six model owners its own disjoint shard of the remaining images. Each owner
 trains a different classifier on its shard, privately, and keeps its predictions for the questions
 in its data file. The analyst's `vote` query returns, for every question, how many models chose
-each digit. Neither the models nor any single model's answers leave the owners' machines.
+each digit. Neither the models nor any single model's predictions leave the owners' machines.
 
 The vote vector has questions x 10 coordinates, and each one costs calldata in every owner's
 submission and storage in the published result, so the question count is checked against the
@@ -212,4 +212,5 @@ def run_ensemble(options: EnsembleOptions, work_dir: Path, progress: IO[str]) ->
     }
     report.update(ledger_summary(ledger, [query_id]))
     report["seconds"] = phase_summary(clock)
+    report["peak_memory_mb"] = session.peak_rss_mb
     return report

@@ -86,7 +86,7 @@ class RoleSpending(ActionSpending):
 
 @dataclass
 class Ledger:
-    """What the receipts of blocks `first_block..last_block` show.
+    """Gas, submissions and payments found in the receipts of blocks `first_block..last_block`.
 
     Payments are in wei, keyed by query id and then by payee address (checksummed).
     """
@@ -174,7 +174,7 @@ def read_ledger(
     `roles` maps sender addresses (any case) to a role name from `ROLE_ORDER`.
 
     Raises:
-        RpcError: the node does not answer `eth_getBlockReceipts` (Anvil and geth do).
+        RpcError: the node does not support `eth_getBlockReceipts` (Anvil and geth do).
     """
     market = to_checksum_address(market_address)
     role_of = {to_checksum_address(address): role for address, role in roles.items()}

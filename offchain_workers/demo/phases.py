@@ -15,7 +15,7 @@ Progress always goes to the stream given here (stderr in the demo commands), nev
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
@@ -39,18 +39,25 @@ class PhaseProgress:
             self._progress.close()
 
 
+CpuSampler = Callable[[], dict[str, float]]
+
+
 class PhaseClock:
     """Times consecutive phases and prints one line as each starts and ends.
 
-    A phase entered twice accumulates its time. Beginning a phase ends the running one.
+    A phase entered twice accumulates its time. Beginning a phase ends the running one. When
+    `cpu_sampler` is set (it returns the CPU seconds used so far by each process role), each phase
+    also records the CPU time every role spent in it, in `cpu_seconds`.
     """
 
-    def __init__(self, stream: IO[str], *, interval: float = 2.0) -> None:
+    def __init__(self, stream: IO[str], *, interval: float = 5.0) -> None:
         self.stream = stream
         self.interval = interval
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, dict[str, float]] = {}
+        self.cpu_sampler: CpuSampler | None = None
         self.started = time.monotonic()
-        self._current: tuple[str, float, PhaseProgress] | None = None
+        self._current: tuple[str, float, PhaseProgress, dict[str, float]] | None = None
 
     def note(self, message: str) -> None:
         """Print one line of commentary inside or between phases."""
@@ -65,17 +72,25 @@ class PhaseClock:
         progress = PhaseProgress(
             Progress(f"    {name}", total, stream=self.stream, interval=self.interval) if total is not None else None
         )
-        self._current = (name, time.monotonic(), progress)
+        self._current = (name, time.monotonic(), progress, self._sample_cpu())
         return progress
+
+    def _sample_cpu(self) -> dict[str, float]:
+        return self.cpu_sampler() if self.cpu_sampler is not None else {}
 
     def end(self) -> None:
         """End the running phase and print its time; does nothing when no phase runs."""
         if self._current is None:
             return
-        name, began, progress = self._current
+        name, began, progress, cpu_before = self._current
         self._current = None
         elapsed = time.monotonic() - began
         self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
+        cpu_after = self._sample_cpu()
+        phase_cpu = self.cpu_seconds.setdefault(name, {})
+        for role, seconds in cpu_after.items():
+            # A process started during the phase counts from zero.
+            phase_cpu[role] = phase_cpu.get(role, 0.0) + max(0.0, seconds - cpu_before.get(role, 0.0))
         progress.close()
         self.stream.write(f"    {name}: {elapsed:.1f} s\n")
         self.stream.flush()

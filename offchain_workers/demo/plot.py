@@ -64,7 +64,7 @@ def _coefficient_panel(axes: Any, term: str, section: Mapping[str, Any]) -> None
         axes.errorbar([1], [plain], yerr=[_interval(plain, plain_error)], fmt="s", capsize=5,
                       color=_PLAINTEXT_COLOUR, label="plaintext")
     if secure is None:
-        axes.text(0, 0.5, "no secure\nresult", transform=axes.get_yaxis_transform(), ha="center", va="center",
+        axes.text(0, 0.5, "no secure\nresult", transform=axes.get_xaxis_transform(), ha="center", va="center",
                   fontsize=8, color=_SECURE_COLOUR)
     axes.set_xlim(-0.7, 1.7)
     axes.set_xticks([0, 1], ["secure", "plain"])

@@ -1,7 +1,7 @@
 """Plaintext references: what each demo query computes, done directly on the pooled raw data.
 
-These run in the demo process only, to show the secure result beside the answer a trusted party
-holding every row would get. They are written independently of the map templates (the regression
+These run in the demo process only, to show the secure result beside the result a trusted party
+holding every row would compute. They are written independently of the map templates (the regression
 uses numpy's SVD least squares on the design matrix, not the normal equations), so agreement between
 the two is a real check of the whole pipeline.
 """

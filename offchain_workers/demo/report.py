@@ -86,10 +86,15 @@ def histogram_bars(bins: Sequence[str], counts: Sequence[float], plaintext: Sequ
 
 
 def phase_table(seconds: Mapping[str, Any]) -> str:
-    """Format each phase's wall-clock time and the total."""
-    rows = [[name, f"{value:.1f} s"] for name, value in seconds["phases"].items()]
-    rows.append(["total", f"{seconds['total']:.1f} s"])
-    return format_table(["PHASE", "TIME"], rows)
+    """Format each phase's wall-clock time, the total, and the CPU time of the busiest process roles."""
+    cpu = seconds.get("cpu") or {}
+    rows = []
+    for name, value in seconds["phases"].items():
+        busiest = sorted((cpu.get(name) or {}).items(), key=lambda item: -item[1])
+        usage = ", ".join(f"{role} {used:.1f}" for role, used in busiest[:3] if used >= 0.05)
+        rows.append([name, f"{value:.1f} s", usage])
+    rows.append(["total", f"{seconds['total']:.1f} s", ""])
+    return format_table(["PHASE", "TIME", "CPU SECONDS (BUSIEST PROCESSES)"], rows)
 
 
 def gas_table(gas: Mapping[str, Any]) -> str:
@@ -138,6 +143,10 @@ def payments_text(payments: Mapping[str, Any], queries: Sequence[Mapping[str, An
     lines.append(f"analyst:      escrowed {format_eth(escrow)} for {len(queries)} queries and took back "
                  f"{format_eth(payments['analyst']['refund_wei'])} for owner slots nobody filled")
     return "\n".join(lines)
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(" ".join(text.split()), width=TEXT_WIDTH)
 
 
 def _paragraphs(*paragraphs: str) -> str:
@@ -193,18 +202,23 @@ def _regression_text(section: Mapping[str, Any], report: Mapping[str, Any]) -> s
             lines.append(f"(the only difference is fixed-point rounding: each owner's values were encoded at "
                          f"2^-{section['fractional_bits']})")
     if section.get("error"):
-        lines.append(f"The secure regression could not be solved: {section['error']}")
+        lines.append(_wrap(f"The secure regression could not be solved: {section['error']}"))
     if not section["exact"]:
-        lines.append(
-            f"DP noise: each of the {section['aggregators_adding_noise']} aggregators added discrete Laplace noise of "
-            f"scale {section['noise_scale_per_aggregator']:,.4g} to every coordinate of X'X, X'y, y'y and n. The scale "
-            f"is the L1 sensitivity {section['l1_sensitivity']:,.4g} (one worker's largest possible contribution; "
-            f"experience^4 alone reaches 63^4 = 15,752,961) divided by epsilon {report['epsilon']:g}."
-        )
         # The sum of K independent Laplace(b) draws has standard deviation b * sqrt(2K).
         spread = section["noise_scale_per_aggregator"] * math.sqrt(2 * section["aggregators_adding_noise"])
-        lines.append(f"The published n therefore carries noise with standard deviation {spread:,.4g}, against "
-                     f"n = {_count(section['included_owners'])} owners; --epsilon 0 gives the exact result.")
+        text = (
+            f"DP noise: each of the {section['aggregators_adding_noise']} aggregators added discrete Laplace noise of "
+            f"scale {section['noise_scale_per_aggregator']:,.4g} to every coordinate of X'X, X'y, y'y and n: the L1 "
+            f"sensitivity {section['l1_sensitivity']:,.4g} (one worker's largest possible contribution; experience^4 "
+            f"alone reaches 63^4 = 15,752,961) divided by epsilon {report['epsilon']:g}. The published n, for "
+            f"example, reads {section['published_n']:,.1f} for {_count(section['included_owners'])} owners (noise "
+            f"standard deviation {spread:,.4g})."
+        )
+        if spread > section["included_owners"]:
+            text += (" Noise this large swamps the regression's statistics, so the DP regression says nothing at "
+                     "this epsilon; differential privacy suits queries of small sensitivity, such as the histogram "
+                     "below.")
+        lines.append(_wrap(text + " --epsilon 0 runs both queries exact."))
     return "\n".join(lines)
 
 
@@ -261,12 +275,12 @@ def audit_report(report: Mapping[str, Any]) -> str:
     if not crosstab["exact"]:
         k = report["aggregators"]
         spread = crosstab["noise_scale_per_aggregator"] * math.sqrt(2 * k)
-        lines.append(
+        lines.append(_wrap(
             f"DP noise: each of the {k} aggregators added discrete Laplace noise of scale "
             f"{crosstab['noise_scale_per_aggregator']:,.4g} (sensitivity {crosstab['l1_sensitivity']:,.0f} ratings "
             f"/ epsilon {report['epsilon']:g}) to every cell; a published cell's noise has standard deviation "
             f"{spread:,.4g}."
-        )
+        ))
     return "\n\n".join([introduction, "\n".join(lines), *_market_sections(report)])
 
 
@@ -288,8 +302,8 @@ def ensemble_report(report: Mapping[str, Any]) -> str:
     lines = [f"Accuracy on the {vote['questions']} held-out questions (query {vote['query_id']})",
              format_table(["MODEL", "ACCURACY"], rows)]
     if vote.get("agreement_with_plaintext") is not None:
-        lines.append(f"The secure majority agrees with a plaintext majority vote on "
-                     f"{vote['agreement_with_plaintext']:.1%} of the questions (ties go to the lower digit).")
+        lines.append(_wrap(f"The secure majority agrees with a plaintext majority vote on "
+                           f"{vote['agreement_with_plaintext']:.1%} of the questions (ties go to the lower digit)."))
     if vote.get("error"):
         lines.append(f"no secure result: {vote['error']}")
     return "\n\n".join([introduction, "\n".join(lines), *_market_sections(report)])

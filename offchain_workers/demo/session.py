@@ -2,35 +2,38 @@
 
 `DemoSession` drives a `LocalMarket` (Anvil, the deployed contract, aggregator and owner-fleet
 processes) and names every step on a `PhaseClock`, so the person watching can follow each step and
-its duration. The session acts as the analyst; everything else happens in the service processes,
-exactly as on a real deployment: owners decide, map and submit; aggregators accept, decrypt, sum,
-add noise, commit and reveal; owners and aggregators claim their payment.
+its duration. The session acts as the analyst. Everything else happens in the service processes,
+as on a real deployment. Owners decide, map and submit. Aggregators accept, decrypt, sum, add
+noise, commit and reveal. Owners and aggregators then claim their payment.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from pmsr_chain import QueryStatus
+from pmsr_chain.errors import PmsrError
 from pmsr_chain.rpc import rpc_request
 
 from ..aggregator.policy import AcceptancePolicy
 from ..analyst import Analyst, QueryResult, ResultTimeoutError
+from ..local.processes import read_cpu_seconds, read_peak_rss_mb
 from ..local_market import LocalMarket, OwnerGroup
 from ..owner.config import LocalPolicy
 from ..spec import QuerySpec
 from .ledger import Ledger, read_ledger
 from .phases import PhaseClock
 
-__all__ = ["QueryRequest", "DemoSession", "QUERY_PHASES"]
+__all__ = ["QueryRequest", "DemoSession", "ServiceExitedError", "QUERY_PHASES"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,15 @@ _PHASE_ORDER = ("accepting", "submitting", "complaints", "committing", "revealin
 
 _POLL_SECONDS = 0.5
 
+# Past states Anvil keeps in memory. The services read only the latest state (blocks, receipts and
+# logs stay available), and with Anvil 1.7.1's default history the demo with all 28,155 workers
+# grew Anvil to 13 GB of memory before the run ended.
+ANVIL_STATES_KEPT = 16
+
+
+class ServiceExitedError(PmsrError, RuntimeError):
+    """A service process of the demo's market exited while the demo needed it."""
+
 
 @dataclass(frozen=True)
 class QueryRequest:
@@ -58,6 +70,33 @@ class QueryRequest:
     min_owners: int
     price_per_owner: int
     fee_per_aggregator: int
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return sum(present) if present else None
+
+
+def _largest(values: Iterable[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return max(present) if present else None
+
+
+def _child_pid(executable_suffix: str) -> int | None:
+    """Return the id of a child of this process whose executable path ends with `executable_suffix`."""
+    parent = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The command name in parentheses may contain spaces; the parent id follows it.
+            parent_id = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            command = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue
+        if parent_id == parent and command.endswith(executable_suffix):
+            return int(entry.name)
+    return None
 
 
 class _LogCounter:
@@ -107,16 +146,19 @@ class DemoSession:
         self.work_dir = Path(work_dir)
         self.local = LocalMarket(
             self.work_dir, aggregators=aggregators, block_time=block_time, automine=automine,
-            poll_interval=poll_interval,
+            poll_interval=poll_interval, anvil_args=("--prune-history", str(ANVIL_STATES_KEPT)),
         )
         self.analyst: Analyst | None = None
         self.owner_groups: list[OwnerGroup] = []
         self.first_block = 0
+        self.peak_rss_mb: dict[str, float] = {}
+        self._anvil_pid: int | None = None
 
     # ----------------------------------------------------------------------------------------------
     # Setting up
 
     def __enter__(self) -> DemoSession:
+        self.clock.cpu_sampler = self.cpu_seconds
         with self.clock.phase("starting chain and deploying the market"):
             self.local.start()
         self.first_block = max(0, self.local.start_block - 1)
@@ -124,8 +166,37 @@ class DemoSession:
 
     def __exit__(self, *exc_info: object) -> None:
         self.clock.end()
+        self.peak_rss_mb = self.peak_memory()
         with self.clock.phase("stopping services and chain"):
             self.local.stop()
+        self.clock.cpu_sampler = None
+
+    def peak_memory(self) -> dict[str, float]:
+        """Return the peak resident memory in MiB of Anvil and of the largest process of each service role."""
+        if self._anvil_pid is None:
+            self.cpu_seconds()
+        samples = {
+            "anvil": read_peak_rss_mb(self._anvil_pid) if self._anvil_pid is not None else None,
+            "aggregator": _largest(handle.process.sample_peak_rss() for handle in self.local.aggregators),
+            "owner fleet": _largest(fleet.sample_peak_rss() for fleet in self.local.fleets()),
+        }
+        return {role: round(value, 1) for role, value in samples.items() if value is not None}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """Return the CPU seconds (user plus system) used so far by each role's running processes.
+
+        Anvil is found among this process's children; `demo` is this process (analyst and reports).
+        """
+        if self._anvil_pid is None and self.local.node is not None and self.local.node.running:
+            self._anvil_pid = _child_pid("anvil")
+        samples = {
+            "anvil": read_cpu_seconds(self._anvil_pid) if self._anvil_pid is not None else None,
+            "aggregators": _total(handle.process.cpu_seconds() for handle in self.local.aggregators),
+            "owner fleets": _total(fleet.cpu_seconds() for fleet in self.local.fleets()),
+            "keeper": self.local.keeper.cpu_seconds() if self.local.keeper is not None else None,
+            "demo": time.process_time(),
+        }
+        return {role: value for role, value in samples.items() if value is not None}
 
     def register_aggregators(self, policy: AcceptancePolicy | None = None) -> list[str]:
         """Register the K aggregators (stake and X25519 key) and start their processes.
@@ -143,6 +214,9 @@ class DemoSession:
         """Register one owner per table or CSV file (stake, policy, one data file each); start the owner fleets.
 
         `local_policy` is what every owner's agent checks on its own machine on top of the on-chain policy.
+        The fleets reuse one gas estimate per kind of call instead of estimating every transaction
+        (`FleetConfig.estimate_gas`), which halves Anvil's work per submission. A call the contract
+        rejects is then mined, and the ledger counts it as reverted.
         """
         counter = _LogCounter(self.local, "OwnerRegistered", self.local.w3.eth.block_number + 1)
         stop = threading.Event()
@@ -155,7 +229,7 @@ class DemoSession:
             watcher = threading.Thread(target=watch, name="owner-registrations", daemon=True)
             watcher.start()
             try:
-                group = self.local.add_owners(list(tables), fleets=fleets, local_policy=local_policy)
+                group = self.local.add_owners(list(tables), fleets=fleets, local_policy=local_policy, estimate_gas=False)
             finally:
                 stop.set()
                 watcher.join()
@@ -164,10 +238,24 @@ class DemoSession:
         return group
 
     def start_services(self) -> None:
-        """Wait until every aggregator, owner fleet and the keeper logged that it serves."""
+        """Wait until every aggregator, owner fleet and the keeper logged that it serves.
+
+        Raises:
+            ServiceExitedError: a service process exited instead.
+        """
         with self.clock.phase("starting services (aggregators, owner fleets, keeper)"):
             self.local.wait_ready()
+            self.check_processes()
         self.analyst = self.local.analyst()
+
+    def check_processes(self) -> None:
+        """Raise `ServiceExitedError`, with the end of its log, for a started service process that is no longer running."""
+        for process in self.local.processes():
+            if process.starts and not process.running:
+                raise ServiceExitedError(
+                    f"{process.name} exited with status {process.returncode}; the last lines of {process.log_path}:\n"
+                    f"{process.log_tail(3)}"
+                )
 
     # ----------------------------------------------------------------------------------------------
     # Queries
@@ -219,6 +307,7 @@ class DemoSession:
                 submitted = sum(state.submitted for state in states)
                 progress.update(submitted, f"{sum(s.accepted for s in states)}/{sum(s.aggregators for s in states)} "
                                            f"accepts, {sum(s.revealed for s in states)} reveals")
+            self.check_processes()
             if time.monotonic() >= deadline:
                 raise ResultTimeoutError(
                     f"queries {list(query_ids)} were not all published within {timeout:.0f} s; the slowest is "
@@ -250,6 +339,7 @@ class DemoSession:
                 progress.update(done, "owner claims and aggregator fees")
                 if done >= total:
                     break
+                self.check_processes()
                 if time.monotonic() >= deadline:
                     self.clock.note(f"{total - done} claims still missing after {timeout:.0f} s; they stay claimable")
                     break

@@ -17,10 +17,17 @@ __all__ = ["phase_summary", "ledger_summary", "query_entry"]
 
 
 def phase_summary(clock: PhaseClock) -> dict[str, Any]:
-    """Return `{"total": s, "phases": {name: s}}` in seconds of wall-clock time, phases in run order."""
+    """Return wall-clock seconds in total and per phase, and each phase's CPU seconds per process role.
+
+    Shape: `{"total": s, "phases": {name: s}, "cpu": {name: {role: s}}}`, phases in run order.
+    """
     return {
         "total": round(clock.total_seconds, 3),
         "phases": {name: round(seconds, 3) for name, seconds in clock.seconds.items()},
+        "cpu": {
+            name: {role: round(seconds, 2) for role, seconds in roles.items()}
+            for name, roles in clock.cpu_seconds.items()
+        },
     }
 
 

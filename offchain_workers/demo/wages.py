@@ -47,6 +47,9 @@ OWNER_POLICY = LocalPolicy(
     allowed_columns=frozenset({"wage", "education", "experience", "ethnicity"}),
 )
 
+# From this many owners on, Anvil mines on a 1-second interval only (see `run_wage_study`).
+INTERVAL_MINING_OWNERS = 500
+
 # Payment terms of the demo's analyst, in wei.
 PRICE_PER_OWNER = ETHER // 1_000
 FEE_PER_AGGREGATOR = ETHER // 100
@@ -115,6 +118,8 @@ def _regression_section(
         "plaintext_r_squared": None,
         "error": result.postprocess_error,
     }
+    # The last coordinate of the ols output is n, the number of rows summed, so it shows the noise plainly.
+    section["published_n"] = float(result.values[-1])
     if not spec.exact:
         # Each aggregator adds discrete Laplace noise of this scale, in the statistics' own units.
         section["noise_scale_per_aggregator"] = noise_scale(spec) / 2**spec.fractional_bits
@@ -188,7 +193,10 @@ def run_wage_study(options: WageStudyOptions, work_dir: Path, progress: IO[str])
         QueryRequest("weekly wage histogram", histogram_spec, count, count, PRICE_PER_OWNER, FEE_PER_AGGREGATOR),
     ]
 
-    with DemoSession(clock, work_dir / "market", aggregators=options.aggregators) as session:
+    # For small runs Anvil mines each transaction as it arrives, which keeps every step short. For
+    # thousands of owners it mines once a second only, so a burst of submissions shares a few blocks.
+    automine = count < INTERVAL_MINING_OWNERS
+    with DemoSession(clock, work_dir / "market", aggregators=options.aggregators, automine=automine) as session:
         session.register_aggregators()
         session.register_owners(paths, fleets=options.fleets, local_policy=OWNER_POLICY)
         session.start_services()
@@ -220,5 +228,6 @@ def run_wage_study(options: WageStudyOptions, work_dir: Path, progress: IO[str])
     }
     report.update(ledger_summary(ledger, query_ids))
     report["seconds"] = phase_summary(clock)
+    report["peak_memory_mb"] = session.peak_rss_mb
     return report
 
