@@ -288,7 +288,8 @@ class DemoSession:
         total_owners = 0
         for query_id in query_ids:
             total_owners += self.local.market.query_info(query_id).params.max_owners
-        current = None
+        names = list(dict.fromkeys(QUERY_PHASES[phase] for phase in _PHASE_ORDER))
+        current = -1
         progress = None
         while True:
             states = [self.analyst.progress(query_id) for query_id in query_ids]
@@ -297,12 +298,16 @@ class DemoSession:
                     # wait_for_result raises the analyst's error, which names the reason and the refund.
                     self.analyst.wait_for_result(state.query_id, timeout=0)
             slowest = min(states, key=lambda state: _PHASE_ORDER.index(state.phase))
-            name = QUERY_PHASES[slowest.phase]
+            reached = names.index(QUERY_PHASES[slowest.phase])
+            # A phase shorter than one poll is still named, with the time it was seen for.
+            while current < reached:
+                current += 1
+                if names[current] == QUERY_PHASES["published"]:
+                    break
+                submitting = names[current] == QUERY_PHASES["submitting"]
+                progress = self.clock.begin(names[current], total=total_owners if submitting else None)
             if slowest.phase == "published":
                 break
-            if name != current:
-                current = name
-                progress = self.clock.begin(name, total=total_owners if slowest.phase == "submitting" else None)
             if progress is not None:
                 submitted = sum(state.submitted for state in states)
                 progress.update(submitted, f"{sum(s.accepted for s in states)}/{sum(s.aggregators for s in states)} "
