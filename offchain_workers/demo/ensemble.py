@@ -9,7 +9,9 @@ each digit. Neither the models nor any single model's predictions leave the owne
 
 The vote vector has questions x 10 coordinates, and each one costs calldata in every owner's
 submission and storage in the published result, so the question count is checked against the
-market's `maxOutputLength`.
+market's `maxOutputLength` (4,096 on the local market, so at most 409 questions). Measured on
+Anvil 1.7.1 with 3 aggregators: at 100 questions a submission used 0.99 million gas and a reveal
+4.2 million on average; at 409 questions, 3.9 million and 17.0 million.
 """
 
 from __future__ import annotations
