@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any
 
 from eth_utils import keccak
 
+from pmsr_chain.errors import ContractRevertError
 from pmsr_chain.types import OwnerPolicy, QueryStatus, SubmissionState
 from pmsr_chain.units import format_ether
 
@@ -28,6 +30,8 @@ from .context import Context
 from .errors import CliError, amount_option
 from .options import add_command, add_group, amount, comma_list, duration, epsilon, non_negative_int
 from .output import format_table, format_time
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["register", "OwnerRecord", "owner_dir"]
 
@@ -379,6 +383,13 @@ def _submitted_queries(context: Context, address: str) -> list[int]:
     return sorted({record.query_id for record in records})  # type: ignore[attr-defined]
 
 
+def _still_submitted(context: Context, address: str, query_ids: list[int]) -> list[int]:
+    """Return the queries in which the owner's submission is still unsettled on-chain."""
+    market = context.market
+    return [query_id for query_id in query_ids
+            if market.submission_state(query_id, address) == SubmissionState.SUBMITTED]
+
+
 def _agent_decisions(context: Context, address: str) -> dict[int, Any]:
     """Return the agent's decisions for this owner by query id, from its state database if it ran here."""
     database = owner_dir(context.settings.data_dir, address) / DATABASE_NAME
@@ -484,21 +495,39 @@ def run_claim(context: Context, args: argparse.Namespace) -> int:
     transactions: list[str] = []
     with context.output.progress("settling queries", len(to_claim) + len(to_release)) as progress:
         done = 0
+        claimed: list[int] = []
         for start in range(0, len(to_claim), CLAIM_BATCH):
             batch = to_claim[start: start + CLAIM_BATCH]
             call = market.calls.claim_many(batch) if len(batch) > 1 else market.calls.claim(batch[0])
-            receipt = context.send(call, "claiming payments")
+            try:
+                receipt = context.send(call, "claiming payments")
+            except (CliError, ContractRevertError):
+                # A running owner agent may have claimed these queries since their state was read.
+                if args.query or _still_submitted(context, address, batch):
+                    raise
+                logger.info("queries %s were settled meanwhile, by the owner agent", batch)
+                continue
+            claimed.extend(batch)
             transactions.append(receipt.transaction_hash)
             paid += sum(getattr(event, "amount", 0) for event in market.receipt_events(receipt)
                         if type(event).__name__ == "OwnerPaid")
             done += len(batch)
             progress.update(done, f"{len(batch)} claimed")
+        released: list[int] = []
         for query_id in to_release:
-            receipt = context.send(market.calls.release_budget(query_id), "releasing budget")
+            try:
+                receipt = context.send(market.calls.release_budget(query_id), "releasing budget")
+            except (CliError, ContractRevertError):
+                if args.query or _still_submitted(context, address, [query_id]):
+                    raise
+                logger.info("query %d was settled meanwhile, by the owner agent", query_id)
+                continue
+            released.append(query_id)
             transactions.append(receipt.transaction_hash)
             done += 1
             progress.update(done, f"budget of query {query_id} released")
 
+    to_claim, to_release = claimed, released
     data = {"address": address, "claimed": to_claim, "released": to_release, "paidWei": str(paid),
             "transactionHashes": transactions}
     if not to_claim and not to_release:
