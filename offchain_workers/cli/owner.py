@@ -390,6 +390,13 @@ def _still_submitted(context: Context, address: str, query_ids: list[int]) -> li
             if market.submission_state(query_id, address) == SubmissionState.SUBMITTED]
 
 
+def _settled_meanwhile(context: Context, address: str, query_ids: list[int], error: Exception) -> bool:
+    """Tell whether a failed claim or release failed because the owner agent settled the queries first."""
+    if isinstance(error, ContractRevertError) and error.error_name == "NotSubmitted":
+        return True
+    return not _still_submitted(context, address, query_ids)
+
+
 def _agent_decisions(context: Context, address: str) -> dict[int, Any]:
     """Return the agent's decisions for this owner by query id, from its state database if it ran here."""
     database = owner_dir(context.settings.data_dir, address) / DATABASE_NAME
@@ -501,9 +508,10 @@ def run_claim(context: Context, args: argparse.Namespace) -> int:
             call = market.calls.claim_many(batch) if len(batch) > 1 else market.calls.claim(batch[0])
             try:
                 receipt = context.send(call, "claiming payments")
-            except (CliError, ContractRevertError):
-                # A running owner agent may have claimed these queries since their state was read.
-                if args.query or _still_submitted(context, address, batch):
+            except (CliError, ContractRevertError) as error:
+                # A running owner agent may have claimed these queries since their state was read;
+                # its claim may still be pending, so the revert itself is the evidence.
+                if args.query or not _settled_meanwhile(context, address, batch, error):
                     raise
                 logger.info("queries %s were settled meanwhile, by the owner agent", batch)
                 continue
@@ -517,8 +525,8 @@ def run_claim(context: Context, args: argparse.Namespace) -> int:
         for query_id in to_release:
             try:
                 receipt = context.send(market.calls.release_budget(query_id), "releasing budget")
-            except (CliError, ContractRevertError):
-                if args.query or _still_submitted(context, address, [query_id]):
+            except (CliError, ContractRevertError) as error:
+                if args.query or not _settled_meanwhile(context, address, [query_id], error):
                     raise
                 logger.info("query %d was settled meanwhile, by the owner agent", query_id)
                 continue
