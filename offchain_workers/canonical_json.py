@@ -35,7 +35,7 @@ _BRACKET = re.compile(rb"[\[\]{}]")
 def _nesting_depth(raw: bytes) -> int:
     """Return the deepest bracket nesting of JSON bytes, ignoring brackets inside strings.
 
-    It runs before `json.loads`, whose C parser recurses once per level: a document of a few hundred
+    It runs before `json.loads`, whose C parser recurses once per level. A document of a few hundred
     thousand `[` overflows the C stack when a library has raised Python's recursion limit (py_ecc,
     imported with the Ethereum packages, raises it to 100000), killing the process with SIGSEGV
     instead of raising RecursionError.

@@ -35,7 +35,7 @@ def _platform_package_name() -> str:
 def find_anvil(root: Path | None = None) -> Path:
     """Locate the Anvil binary: `$PMSR_ANVIL`, the npm platform package, then `node_modules/.bin`.
 
-    The platform package (`@foundry-rs/anvil-<os>-<arch>`) holds the native binary; the `.bin`
+    The platform package (`@foundry-rs/anvil-<os>-<arch>`) contains the native binary; the `.bin`
     entry is a Node.js launcher that works too but adds Node's start-up time.
     """
     configured = os.environ.get(ANVIL_ENV)

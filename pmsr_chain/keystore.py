@@ -37,7 +37,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # scrypt cost parameter of new keystores. 2**18 is geth's "standard" setting (about 1 s and 256 MiB
-# to unlock); tests and bulk local set-ups may pass a lower value, which weakens the file against
+# to unlock). Tests and bulk local set-ups may pass a lower value, which weakens the file against
 # offline guessing and suits only throwaway development keys.
 DEFAULT_SCRYPT_N = 2**18
 

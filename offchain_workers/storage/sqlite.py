@@ -48,7 +48,7 @@ class Database:
         """Return this thread's connection, opening it on first use."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            # Each connection serves only the thread that opened it; check_same_thread is off so that
+            # Each connection serves only the thread that opened it. check_same_thread is off so that
             # close() may release every connection from whichever thread shuts the service down.
             connection = sqlite3.connect(
                 self.path,
