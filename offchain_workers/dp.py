@@ -15,12 +15,14 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from collections.abc import Callable
+
 import numpy as np
 import opendp.prelude as opendp
 from numpy.typing import ArrayLike, NDArray
 
 from .budget import MILLIONTHS_PER_EPSILON
-from .errors import PrivacyError
+from .errors import PrivacyError, TemplateError
 from .spec import QuerySpec
 
 __all__ = [
@@ -32,6 +34,9 @@ __all__ = [
     "make_noise",
     "add_noise",
     "check_noise_headroom",
+    "discrete_laplace_variance",
+    "result_noise_sd",
+    "noise_spread",
 ]
 
 logger = logging.getLogger(__name__)
@@ -155,6 +160,60 @@ def check_noise_headroom(spec: QuerySpec, max_owners: int, aggregators: int) -> 
             f"(up to {max_owners * spec.max_abs_encoded}) could reach 2^63 and wrap; lower fractionalBits or "
             "the clip bounds, or raise epsilon"
         )
+
+
+def discrete_laplace_variance(scale: float) -> float:
+    """Return the variance of discrete Laplace noise of `scale`: 2e^(-1/scale) / (1 - e^(-1/scale))^2."""
+    if scale <= 0:
+        return 0.0
+    decay = math.exp(-1.0 / scale)
+    return 2.0 * decay / (1.0 - decay) ** 2
+
+
+def result_noise_sd(spec: QuerySpec, aggregators: int) -> float:
+    """Return the standard deviation of the noise on each published coordinate, in real units.
+
+    Each of `aggregators` adds its own noise, so the variances add. An exact spec has none.
+    """
+    if spec.exact:
+        return 0.0
+    variance = aggregators * discrete_laplace_variance(noise_scale(spec))
+    return math.sqrt(variance) / 2**spec.fractional_bits
+
+
+def noise_spread(
+    spec: QuerySpec,
+    aggregators: int,
+    values: ArrayLike,
+    statistic: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    *,
+    draws: int = 200,
+    seed: int | None = None,
+) -> tuple[NDArray[np.float64], int]:
+    """Estimate how much the DP noise moves `statistic` of a published vector.
+
+    Adds fresh noise of the published kind (K discrete Laplace draws per coordinate, approximated by
+    continuous Laplace draws of the same scale) to `values` `draws` times and returns the standard
+    deviation of `statistic` over the draws, with the number of draws where `statistic` raised
+    `TemplateError`. This reads only public numbers, so it spends no privacy; the draws are a
+    simulation and need no CSPRNG.
+    """
+    base = np.asarray(values, dtype=np.float64)
+    if spec.exact:
+        return np.zeros_like(np.asarray(statistic(base), dtype=np.float64)), 0
+    scale = noise_scale(spec) / 2**spec.fractional_bits
+    generator = np.random.default_rng(seed)
+    results = []
+    failures = 0
+    for _ in range(draws):
+        noise = generator.laplace(0.0, scale, size=(aggregators, len(base))).sum(axis=0)
+        try:
+            results.append(np.asarray(statistic(base + noise), dtype=np.float64))
+        except TemplateError:
+            failures += 1
+    if len(results) < 2:
+        raise PrivacyError(f"the statistic failed on {failures} of {draws} noise draws, so its spread is unknown")
+    return np.std(np.stack(results), axis=0, ddof=1), failures
 
 
 def _build_measurement(scale: float) -> opendp.Measurement:

@@ -85,11 +85,13 @@ def map_owner_data(spec: QuerySpec, table: pd.DataFrame) -> NDArray[np.uint64]:
     return encode_fixed(values, spec.fractional_bits, max_abs=spec.max_abs_encoded)
 
 
-def postprocess(spec: QuerySpec, decoded: ArrayLike) -> dict[str, Any]:
+def postprocess(spec: QuerySpec, decoded: ArrayLike, *, noise_sd: float | None = None) -> dict[str, Any]:
     """Turn the reduced, decoded vector into the analyst's result, as the spec's `postprocess` field selects.
 
     `raw` returns `{"schema": [...], "values": [...]}`; each template's own post-processing is
-    described in its module.
+    described in its module. `noise_sd` is the standard deviation of the DP noise on each
+    coordinate in real units (`dp.result_noise_sd`); when it is given and positive, the template may
+    adjust for noise that no true vector has.
 
     Raises:
         TemplateError: the vector has the wrong length, or the template cannot compute a result
@@ -100,6 +102,8 @@ def postprocess(spec: QuerySpec, decoded: ArrayLike) -> dict[str, Any]:
         raise TemplateError(f"result vector has shape {values.shape}, but the spec declares {spec.output_length} values")
     if spec.postprocess == RAW_POSTPROCESS:
         return {"schema": list(spec.schema), "values": [float(value) for value in values]}
+    if noise_sd is not None and noise_sd > 0:
+        return spec.template_impl.postprocess_noisy(spec.params, spec.postprocess, values, noise_sd)
     return spec.template_impl.postprocess(spec.params, spec.postprocess, values)
 
 

@@ -21,6 +21,8 @@ class LeastSquaresFit:
 
     coefficients: NDArray[np.float64]
     standard_errors: NDArray[np.float64] | None
+    # Estimated covariance of the coefficients, residual variance times (X'X)^-1; None when n <= p.
+    covariance: NDArray[np.float64] | None
     residual_sum_of_squares: float
     residual_variance: float | None
     degrees_of_freedom: float
@@ -72,11 +74,12 @@ def solve_normal_equations(
     degrees_of_freedom = float(n - p)
 
     standard_errors: NDArray[np.float64] | None = None
+    covariance: NDArray[np.float64] | None = None
     residual_variance: float | None = None
     if degrees_of_freedom > 0:
         residual_variance = max(residual_sum_of_squares, 0.0) / degrees_of_freedom
-        covariance_diagonal = np.diag(inverse_scaled) / diagonal * residual_variance
-        standard_errors = np.sqrt(covariance_diagonal)
+        covariance = inverse_scaled / np.outer(scale, scale) * residual_variance
+        standard_errors = np.sqrt(np.diag(covariance))
 
     r_squared: float | None = None
     if intercept_index is not None and n > 0:
@@ -89,6 +92,7 @@ def solve_normal_equations(
     return LeastSquaresFit(
         coefficients=coefficients,
         standard_errors=standard_errors,
+        covariance=covariance,
         residual_sum_of_squares=residual_sum_of_squares,
         residual_variance=residual_variance,
         degrees_of_freedom=degrees_of_freedom,

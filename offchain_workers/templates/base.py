@@ -121,3 +121,13 @@ class Template(ABC, Generic[ParamsT]):
     @abstractmethod
     def postprocess(self, params: ParamsT, name: str, values: NDArray[np.float64]) -> dict[str, Any]:
         """Turn the reduced, decoded output vector into the analyst's result."""
+
+    def postprocess_noisy(
+        self, params: ParamsT, name: str, values: NDArray[np.float64], noise_sd: float
+    ) -> dict[str, Any]:
+        """Turn a vector that carries DP noise of standard deviation `noise_sd` per coordinate into the result.
+
+        By default the same as `postprocess`. A template whose post-processing can fail on noise that
+        a true vector never has (such as X'X that is no longer positive definite) overrides this.
+        """
+        return self.postprocess(params, name, values)

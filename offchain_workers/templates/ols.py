@@ -3,10 +3,17 @@
 An owner's output is X'X (upper triangle, row-major), X'y, y'y and n over its rows. Summed over
 owners these are the statistics of the pooled regression, so the analyst gets the same
 coefficients as a regression on all the owners' rows, up to fixed-point rounding and DP noise.
+
+A numeric term may be standardized, `((transform(column) - center) / scale) ** power`. With every
+term and the response mapped into [-1, 1], each of the statistics is bounded by 1 per row, so the
+L1 sensitivity is the number of coordinates and the DP noise is as small, relative to the
+statistics, as the mechanism allows. The fitted model is the same model in other units: the
+post-processing converts the coefficients and their covariance back to the unstandardized terms.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -15,9 +22,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ..decimal_strings import parse_decimal
 from ..errors import SpecError
 from ._axes import category_index
-from ._ols_solve import solve_normal_equations
+from ._ols_solve import LeastSquaresFit, solve_normal_equations
 from ._params import read_bool, read_choice, read_int, read_list, read_object, read_string
 from .base import ColumnUse, Template
 
@@ -37,21 +45,57 @@ TRANSFORMS = {
 
 @dataclass(frozen=True)
 class NumericTerm:
-    """`transform(column) ** power`. JSON form: `{"column": NAME, "power": 1..4, "transform": NAME}`."""
+    """`((transform(column) - center) / scale) ** power`.
+
+    JSON form: `{"column": NAME, "power": 1..4, "transform": NAME}`, with the optional decimal strings
+    `"center"` (default 0) and `"scale"` (default 1, positive). `center` and `scale` hold the
+    canonical strings, or None when the JSON leaves the field out.
+    """
 
     column: str
     power: int
     transform: str
+    center: str | None = None
+    scale: str | None = None
+
+    @property
+    def standardized(self) -> bool:
+        return self.center is not None or self.scale is not None
+
+    @property
+    def center_value(self) -> Fraction:
+        return Fraction(0) if self.center is None else parse_decimal(self.center, "center")
+
+    @property
+    def scale_value(self) -> Fraction:
+        return Fraction(1) if self.scale is None else parse_decimal(self.scale, "scale")
+
+    @property
+    def raw(self) -> NumericTerm:
+        """The same term without `center` and `scale`."""
+        return NumericTerm(self.column, self.power, self.transform)
 
     @property
     def name(self) -> str:
         base = self.column if self.transform == "identity" else f"{self.transform}({self.column})"
+        if self.standardized:
+            center = self.center_value
+            if center > 0:
+                base = f"{base}-{self.center}"
+            elif center < 0:
+                base = f"{base}+{self.center[1:]}"
+            base = f"({base})" if self.scale is None else f"({base})/{self.scale}"
+            if self.power > 1:
+                base = f"({base})"
         return base if self.power == 1 else f"{base}^{self.power}"
 
     def values(self, rows: pd.DataFrame) -> NDArray[np.float64]:
         column = rows[self.column].to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return TRANSFORMS[self.transform](column) ** self.power
+            base = TRANSFORMS[self.transform](column)
+        if self.standardized:
+            base = (base - float(self.center_value)) / float(self.scale_value)
+        return base**self.power
 
 
 @dataclass(frozen=True)
@@ -64,6 +108,14 @@ class DummyTerm:
     @property
     def name(self) -> str:
         return f"{self.column}_{self.level}"
+
+    @property
+    def raw(self) -> DummyTerm:
+        return self
+
+    @property
+    def standardized(self) -> bool:
+        return False
 
     def values(self, rows: pd.DataFrame) -> NDArray[np.float64]:
         return (category_index(rows[self.column], (self.level,)) == 0).astype(np.float64)
@@ -79,6 +131,9 @@ class OlsParams:
     For the wage equation log(wage) ~ experience + experience^2 + education + ethnicity:
     response `{"column": "wage", "power": 1, "transform": "log"}`, and terms for experience (power
     1 and 2), education, and the dummy `{"column": "ethnicity", "level": "afam"}`.
+
+    `regressor_names` name the terms as the owners compute them, standardized where the spec says
+    so; `raw_regressor_names` name the unstandardized terms whose coefficients the analyst gets.
     """
 
     intercept: bool
@@ -90,6 +145,51 @@ class OlsParams:
         names = tuple(term.name for term in self.terms)
         return ("intercept", *names) if self.intercept else names
 
+    @property
+    def raw_regressor_names(self) -> tuple[str, ...]:
+        names = tuple(term.raw.name for term in self.terms)
+        return ("intercept", *names) if self.intercept else names
+
+    @property
+    def standardized(self) -> bool:
+        return self.response.standardized or any(term.standardized for term in self.terms)
+
+    def unstandardizing_map(self) -> tuple[NDArray[np.float64], float, float]:
+        """Return `(T, s, c)` such that the unstandardized coefficients are `s * T.T @ b + c * e0`.
+
+        Row i of T writes standardized regressor i as a combination of the unstandardized regressors
+        (a binomial expansion for a centred power). The standardized response is `(y - c) / s`, so
+        `y = s * y_std + c`, and `c` lands on the intercept `e0`. `parse_params` has checked that
+        every expansion only uses regressors the model has.
+        """
+        raw_index = {name: index for index, name in enumerate(self.raw_regressor_names)}
+        size = len(raw_index)
+        transform = np.zeros((size, size), dtype=np.float64)
+        offset = 1 if self.intercept else 0
+        if self.intercept:
+            transform[0, 0] = 1.0
+        for row, term in enumerate(self.terms, start=offset):
+            for column, weight in _expansion(term):
+                transform[row, raw_index[column]] += weight
+        response = self.response
+        scale = float(response.scale_value) ** response.power
+        return transform, scale, float(response.center_value)
+
+
+def _expansion(term: Term) -> list[tuple[str, float]]:
+    """Write a term as `[(unstandardized regressor name, weight), ...]`; "intercept" stands for 1."""
+    if not isinstance(term, NumericTerm) or not term.standardized:
+        return [(term.raw.name, 1.0)]
+    center, scale = term.center_value, term.scale_value
+    parts = []
+    for power in range(term.power + 1):
+        weight = Fraction(math.comb(term.power, power)) * (-center) ** (term.power - power) / scale**term.power
+        if weight == 0:
+            continue
+        name = "intercept" if power == 0 else NumericTerm(term.column, power, term.transform).name
+        parts.append((name, float(weight)))
+    return parts
+
 
 def _parse_term(raw: Any, field: str) -> Term:
     if isinstance(raw, dict) and "level" in raw:
@@ -99,18 +199,61 @@ def _parse_term(raw: Any, field: str) -> Term:
 
 
 def _parse_numeric_term(raw: Any, field: str) -> NumericTerm:
-    obj = read_object(raw, field, required=("column", "power", "transform"))
+    obj = read_object(raw, field, required=("column", "power", "transform"), optional=("center", "scale"))
+    center = obj.get("center")
+    scale = obj.get("scale")
+    if center is not None:
+        parse_decimal(center, f"{field}.center")
+    if scale is not None and parse_decimal(scale, f"{field}.scale") <= 0:
+        raise SpecError(f"{field}.scale", scale, "must be positive; it divides the centred value")
     return NumericTerm(
         read_string(obj["column"], f"{field}.column"),
         read_int(obj["power"], f"{field}.power", 1, MAX_POWER),
         read_choice(obj["transform"], f"{field}.transform", TRANSFORMS),
+        center,
+        scale,
     )
 
 
 def _term_to_json(term: Term) -> dict[str, Any]:
     if isinstance(term, DummyTerm):
         return {"column": term.column, "level": term.level}
-    return {"column": term.column, "power": term.power, "transform": term.transform}
+    obj: dict[str, Any] = {"column": term.column, "power": term.power, "transform": term.transform}
+    if term.center is not None:
+        obj["center"] = term.center
+    if term.scale is not None:
+        obj["scale"] = term.scale
+    return obj
+
+
+def _check_standardization(params: OlsParams, field: str) -> None:
+    """Check that the standardized model is the unstandardized model in other units.
+
+    A centred term expands into lower powers of the same column and a constant, so those must be
+    regressors too. A centred response needs an intercept to absorb the centre, and power 1 so that
+    it stays an affine function of the unstandardized response.
+    """
+    raw_names = params.raw_regressor_names
+    seen: set[str] = set()
+    for index, name in enumerate(raw_names):
+        if name in seen:
+            term_index = index - 1 if params.intercept else index
+            raise SpecError(f"{field}.terms[{term_index}]", name, "duplicate regressor; list each term once")
+        seen.add(name)
+    for index, term in enumerate(params.terms):
+        for needed, _ in _expansion(term):
+            if needed not in seen:
+                what = "an intercept" if needed == "intercept" else f"the term {needed}"
+                raise SpecError(
+                    f"{field}.terms[{index}].center", term.center if isinstance(term, NumericTerm) else None,
+                    f"a centred {term.name} expands into {what}, which the model lacks; add it or drop the center",
+                )
+    response = params.response
+    if response.center_value != 0:
+        if not params.intercept:
+            raise SpecError(f"{field}.response.center", response.center, "a centred response needs intercept true")
+        if response.power != 1:
+            raise SpecError(f"{field}.response.center", response.center, "a centred response must have power 1")
 
 
 class OlsTemplate(Template[OlsParams]):
@@ -127,13 +270,7 @@ class OlsTemplate(Template[OlsParams]):
         items = read_list(obj["terms"], f"{field}.terms", min_length=0 if intercept else 1, max_length=MAX_TERMS)
         terms = tuple(_parse_term(item, f"{field}.terms[{index}]") for index, item in enumerate(items))
         params = OlsParams(intercept, response, terms)
-
-        seen: set[str] = set()
-        for index, name in enumerate(params.regressor_names):
-            if name in seen:
-                term_index = index - 1 if intercept else index
-                raise SpecError(f"{field}.terms[{term_index}]", name, "duplicate regressor; list each term once")
-            seen.add(name)
+        _check_standardization(params, field)
         return params
 
     def params_to_json(self, params: OlsParams) -> dict[str, Any]:
@@ -190,26 +327,76 @@ class OlsTemplate(Template[OlsParams]):
         return None
 
     def postprocess(self, params: OlsParams, name: str, values: NDArray[np.float64]) -> dict[str, Any]:
-        regressors = params.regressor_names
-        p = len(regressors)
-        triangle = p * (p + 1) // 2
-        xtx = np.zeros((p, p), dtype=np.float64)
-        xtx[np.triu_indices(p)] = values[:triangle]
-        xtx = xtx + np.triu(xtx, 1).T
-        xty = values[triangle : triangle + p]
-        yty, n = float(values[triangle + p]), float(values[triangle + p + 1])
+        xtx, xty, yty, n = _statistics(params, values)
+        return _report(params, _solve(params, xtx, xty, yty, n), n)
 
-        fit = solve_normal_equations(xtx, xty, yty, n, regressors, 0 if params.intercept else None)
-        errors = fit.standard_errors
-        return {
-            "response": params.response.name,
-            "regressors": list(regressors),
-            "coefficients": dict(zip(regressors, (float(value) for value in fit.coefficients))),
-            "standard_errors": (
-                dict(zip(regressors, (float(value) for value in errors))) if errors is not None else None
-            ),
-            "r_squared": fit.r_squared,
-            "residual_variance": fit.residual_variance,
-            "degrees_of_freedom": fit.degrees_of_freedom,
-            "n": n,
-        }
+    def postprocess_noisy(
+        self, params: OlsParams, name: str, values: NDArray[np.float64], noise_sd: float
+    ) -> dict[str, Any]:
+        """Solve noisy statistics, first raising X'X's eigenvalues to a floor set by the noise.
+
+        Noise of standard deviation `noise_sd` on each entry of a p x p X'X moves its eigenvalues by
+        up to about `2 * noise_sd * sqrt(p)`, so a smaller eigenvalue carries no information and can
+        even be negative. Raising it to that floor (a ridge along the directions the noise
+        swamps) always leaves a positive definite matrix, and when every eigenvalue is above the
+        floor the statistics are used unchanged. Post-processing spends no privacy.
+        """
+        xtx, xty, yty, n = _statistics(params, values)
+        floor = 2.0 * noise_sd * math.sqrt(len(xty))
+        eigenvalues, vectors = np.linalg.eigh(xtx)
+        raised = eigenvalues < floor
+        if floor > 0 and raised.any():
+            xtx = (vectors * np.maximum(eigenvalues, floor)) @ vectors.T
+        report = _report(params, _solve(params, xtx, xty, yty, n), n)
+        if not report["residual_variance"]:
+            # Noise on y'y can leave no residual at all, and standard errors of 0 would claim a perfect fit.
+            report["standard_errors"] = None
+            report["residual_variance"] = None
+        report["raised_eigenvalues"] = int(raised.sum()) if floor > 0 else 0
+        return report
+
+
+def _statistics(params: OlsParams, values: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float]:
+    p = len(params.regressor_names)
+    triangle = p * (p + 1) // 2
+    xtx = np.zeros((p, p), dtype=np.float64)
+    xtx[np.triu_indices(p)] = values[:triangle]
+    xtx = xtx + np.triu(xtx, 1).T
+    xty = np.asarray(values[triangle : triangle + p], dtype=np.float64)
+    return xtx, xty, float(values[triangle + p]), float(values[triangle + p + 1])
+
+
+def _solve(
+    params: OlsParams, xtx: NDArray[np.float64], xty: NDArray[np.float64], yty: float, n: float
+) -> LeastSquaresFit:
+    return solve_normal_equations(xtx, xty, yty, n, params.regressor_names, 0 if params.intercept else None)
+
+
+def _report(params: OlsParams, fit: LeastSquaresFit, n: float) -> dict[str, Any]:
+    """Return the analyst's result in unstandardized units."""
+    coefficients = fit.coefficients
+    covariance = fit.covariance
+    residual_variance = fit.residual_variance
+    if params.standardized:
+        transform, scale, center = params.unstandardizing_map()
+        coefficients = scale * (transform.T @ coefficients)
+        if params.intercept:
+            coefficients[0] += center
+        if covariance is not None:
+            covariance = scale**2 * (transform.T @ covariance @ transform)
+        if residual_variance is not None:
+            residual_variance *= scale**2
+    regressors = params.raw_regressor_names
+    errors = None
+    if covariance is not None:
+        errors = dict(zip(regressors, (float(value) for value in np.sqrt(np.maximum(np.diag(covariance), 0.0)))))
+    return {
+        "response": params.response.raw.name,
+        "regressors": list(regressors),
+        "coefficients": dict(zip(regressors, (float(value) for value in coefficients))),
+        "standard_errors": errors,
+        "r_squared": fit.r_squared,
+        "residual_variance": residual_variance,
+        "degrees_of_freedom": fit.degrees_of_freedom,
+        "n": n,
+    }
