@@ -10,7 +10,9 @@ The analyst side runs `postprocess(spec, decoded)` on the reduced vector, decode
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -20,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .encoding import encode_fixed
 from .errors import TemplateError
-from .spec import QuerySpec
+from .spec import ClipRange, QuerySpec
 from .tables import column_kind
 from .templates import RAW_POSTPROCESS
 
@@ -29,10 +31,12 @@ __all__ = ["select_rows", "map_owner_values", "map_owner_data", "postprocess"]
 logger = logging.getLogger(__name__)
 
 
-def select_rows(spec: QuerySpec, table: pd.DataFrame) -> pd.DataFrame:
+def select_rows(spec: QuerySpec, table: pd.DataFrame, *, kinds: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Return the rows the map uses: filtered, usable for the template, at most `contributionBound`.
 
     The rows kept are the first ones in table order, so the same table always gives the same output.
+    `kinds` are the table's column kinds as `tables.column_kinds` returns them, for a caller that
+    has them already. Without them, the columns the spec reads are classified here.
 
     Raises:
         SpecError: the table lacks a column the spec needs, or a column has the wrong kind.
@@ -40,7 +44,7 @@ def select_rows(spec: QuerySpec, table: pd.DataFrame) -> pd.DataFrame:
     """
     if not isinstance(table, pd.DataFrame):
         raise TemplateError(f"expected a pandas DataFrame, got {type(table).__name__}; load files with tables.load_table")
-    spec.check_columns(_used_column_kinds(spec, table))
+    spec.check_columns(kinds if kinds is not None else _used_column_kinds(spec, table))
 
     rows = table
     if spec.row_filter is not None:
@@ -59,29 +63,29 @@ def select_rows(spec: QuerySpec, table: pd.DataFrame) -> pd.DataFrame:
     return selected
 
 
-def map_owner_values(spec: QuerySpec, table: pd.DataFrame) -> NDArray[np.float64]:
-    """Return one owner's real output vector of length L, clipped per coordinate.
+def map_owner_values(spec: QuerySpec, table: pd.DataFrame, *, kinds: Mapping[str, str] | None = None) -> NDArray[np.float64]:
+    """Return one owner's real output vector of length L, clipped per coordinate. `kinds` as in `select_rows`.
 
     Raises:
         SpecError, FilterSyntaxError: as `select_rows`.
         TemplateError: the map produced a non-finite value.
     """
-    rows = select_rows(spec, table)
+    rows = select_rows(spec, table, kinds=kinds)
     values = spec.template_impl.map_rows(spec.params, rows)
     if values.shape != (spec.output_length,):
         raise TemplateError(f"template {spec.template} returned {values.shape[0]} values, expected {spec.output_length}")
     if not np.all(np.isfinite(values)):
         raise TemplateError(f"template {spec.template} produced a non-finite value; check the table for infinite entries")
-    low, high = _clip_arrays(spec)
+    low, high = _clip_arrays(spec.clip)
     return np.clip(values, low, high)
 
 
-def map_owner_data(spec: QuerySpec, table: pd.DataFrame) -> NDArray[np.uint64]:
+def map_owner_data(spec: QuerySpec, table: pd.DataFrame, *, kinds: Mapping[str, str] | None = None) -> NDArray[np.uint64]:
     """Return one owner's encoded output: `map_owner_values` in fixed point, ready to be split into shares.
 
-    Every word is at most `spec.max_abs_encoded` in signed magnitude.
+    Every word is at most `spec.max_abs_encoded` in signed magnitude. `kinds` as in `select_rows`.
     """
-    values = map_owner_values(spec, table)
+    values = map_owner_values(spec, table, kinds=kinds)
     return encode_fixed(values, spec.fractional_bits, max_abs=spec.max_abs_encoded)
 
 
@@ -122,9 +126,13 @@ def _used_column_kinds(spec: QuerySpec, table: pd.DataFrame) -> dict[str, str]:
     }
 
 
-def _clip_arrays(spec: QuerySpec) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    low = np.array([_float_toward_zero(bound) for bound, _ in spec.clip_bounds], dtype=np.float64)
-    high = np.array([_float_toward_zero(bound) for _, bound in spec.clip_bounds], dtype=np.float64)
+@functools.lru_cache(maxsize=64)
+def _clip_arrays(clip: tuple[ClipRange, ...]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return the low and high float bounds of `clip`, read-only because every owner's map shares them."""
+    low = np.array([_float_toward_zero(bounds.low_value) for bounds in clip], dtype=np.float64)
+    high = np.array([_float_toward_zero(bounds.high_value) for bounds in clip], dtype=np.float64)
+    low.flags.writeable = False
+    high.flags.writeable = False
     return low, high
 
 

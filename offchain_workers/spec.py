@@ -91,20 +91,24 @@ def spec_hash(spec_json: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class ClipRange:
-    """Bounds [low, high] of one output coordinate, as canonical decimal strings."""
+    """Bounds [low, high] of one output coordinate, as canonical decimal strings.
+
+    The parsed values are cached on first use, because an owner fleet maps one spec for thousands
+    of owners and would otherwise parse every bound again for each of them.
+    """
 
     low: str
     high: str
 
-    @property
+    @functools.cached_property
     def low_value(self) -> Fraction:
         return parse_decimal(self.low, "clip.low")
 
-    @property
+    @functools.cached_property
     def high_value(self) -> Fraction:
         return parse_decimal(self.high, "clip.high")
 
-    @property
+    @functools.cached_property
     def magnitude(self) -> Fraction:
         """The largest |x| for x in [low, high]."""
         return max(abs(self.low_value), abs(self.high_value))
@@ -207,12 +211,14 @@ class QuerySpec:
         """L, the number of output coordinates."""
         return len(self.schema)
 
-    @property
+    # The spec is frozen, so values derived from its fields are computed once and cached.
+
+    @functools.cached_property
     def clip_bounds(self) -> tuple[tuple[Fraction, Fraction], ...]:
         """Exact (low, high) bounds per coordinate."""
         return tuple((bounds.low_value, bounds.high_value) for bounds in self.clip)
 
-    @property
+    @functools.cached_property
     def max_abs_encoded(self) -> int:
         """Bound on |encoded coordinate| for one owner: max over coordinates of round(max(|low|, |high|) * 2^f).
 
