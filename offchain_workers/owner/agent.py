@@ -12,7 +12,9 @@ One pass (`OwnerFleet.run_once`) does, in order:
    openings, fills, complaints, publications, cancellations and failures;
 3. submit for every joined query that is open, or skip it when its deadline passed or it filled;
 4. claim payment for published queries (`claimMany` when an owner has several) and release the
-   epsilon of cancelled or failed ones;
+   epsilon of cancelled or failed ones. A claim waits up to `FleetConfig.claim_wait` seconds while
+   the owner has another submitted query awaiting its result, so that both are paid in one
+   `claimMany` (see `_claims_due`);
 5. with a keeper, cancel or fail due queries.
 
 Every transaction's hash is stored before it is sent, so a restart at any point sends nothing twice:
@@ -26,6 +28,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -311,8 +314,8 @@ class OwnerAgent:
         Raises:
             TemplateError, SpecError, EncodingOverflowError: the table cannot run the map.
         """
-        table, _ = self.table()
-        return map_owner_data(spec, table)
+        table, kinds = self.table()
+        return map_owner_data(spec, table, kinds=kinds)
 
     def submission(self, spec: QuerySpec, query_id: int, aggregator_keys: Sequence[bytes], chain_id: int) -> ContractCall:
         """Build the `submitShares` call: one ciphertext per aggregator, in the query's aggregator order."""
@@ -370,6 +373,10 @@ class OwnerFleet:
         self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="owner")
         self._specs: dict[int, SpecCheck] = {}
         self._gas_limits: dict[tuple[Any, ...], int] = {}
+        # The `time.monotonic()` time at which a pass first found each query published with claims
+        # to send. The claims' wait for the owners' other results starts then.
+        self._published_seen: dict[int, float] = {}
+        self._paid_topic = market.abi.event_topic("OwnerPaid")
         self._min_owner_stake: int | None = None
         self._chain_id: int | None = None
         self.keeper = self._make_keeper(start_block) if config.keeper else None
@@ -699,7 +706,13 @@ class OwnerFleet:
             self._log(actions, action, level)
 
     def _receipt_note(self, receipt: Receipt) -> str:
-        paid = sum(record.amount for record in self.market.receipt_events(receipt) if isinstance(record, OwnerPaid))
+        # Only OwnerPaid logs are decoded, because a submission's receipt carries every ciphertext
+        # in its SharesSubmitted log and decoding it would only find that nothing was paid.
+        paid_logs = [log for log in receipt.logs if log["topics"] and _topic_bytes(log["topics"][0]) == self._paid_topic]
+        if not paid_logs:
+            return ""
+        paid = sum(record.amount for record in self.market.logs.decode_receipt_logs(paid_logs)
+                   if isinstance(record, OwnerPaid))
         return f"paid {paid} wei" if paid else ""
 
     # ----------------------------------------------------------------------------------------------
@@ -708,16 +721,20 @@ class OwnerFleet:
     def _settle(self, actions: list[OwnerAction]) -> None:
         rows = self.state.decisions(statuses=[Status.SUBMITTED])
         queries = self.state.queries(row.query_id for row in rows)
-        claims: dict[str, list[int]] = defaultdict(list)
+        published: dict[str, list[int]] = defaultdict(list)
+        awaiting: set[str] = set()
         releases: list[tuple[str, int]] = []
         for row in rows:
             if row.owner not in self.agents:
                 continue
             phase = queries[row.query_id].phase
             if phase == QueryPhase.PUBLISHED:
-                claims[row.owner].append(row.query_id)
+                published[row.owner].append(row.query_id)
             elif phase in (QueryPhase.CANCELLED, QueryPhase.FAILED):
                 releases.append((row.owner, row.query_id))
+            else:
+                awaiting.add(row.owner)
+        claims = self._claims_due(published, awaiting)
         if not claims and not releases:
             return
 
@@ -731,6 +748,35 @@ class OwnerFleet:
         self._finish(outcomes[:claim_count], Status.CLAIMED, actions)
         self._finish(outcomes[claim_count:], Status.RELEASED, actions)
 
+    def _claims_due(self, published: Mapping[str, list[int]], awaiting: set[str]) -> dict[str, list[int]]:
+        """Return the claims to send in this pass, from each owner's published, unclaimed queries.
+
+        An owner in `awaiting` has submitted to another query that has not published yet. Its claim
+        waits until that query publishes too, or until `claim_wait` seconds have passed since this
+        process first found one of its queries published.
+        """
+        now = time.monotonic()
+        current = {query_id for query_ids in published.values() for query_id in query_ids}
+        new = current - self._published_seen.keys()
+        # Queries with nothing left to claim are dropped, so the map stays as small as the backlog.
+        self._published_seen = {query_id: self._published_seen.get(query_id, now) for query_id in current}
+
+        due: dict[str, list[int]] = {}
+        waiting_owners: dict[int, int] = defaultdict(int)
+        for owner, query_ids in published.items():
+            waited = now - min(self._published_seen[query_id] for query_id in query_ids)
+            if owner in awaiting and waited < self.config.claim_wait:
+                for query_id in query_ids:
+                    waiting_owners[query_id] += 1
+            else:
+                due[owner] = query_ids
+
+        for query_id in sorted(new & waiting_owners.keys()):
+            logger.info("query %d: published; %d owners wait up to %.1f s for their other submitted queries "
+                        "to publish, then claim them together", query_id, waiting_owners[query_id],
+                        self.config.claim_wait)
+        return due
+
     def _send_claim(self, agent: OwnerAgent, query_ids: Sequence[int]) -> _Outcome:
         outcome = _Outcome(agent, tuple(query_ids))
         if len(query_ids) == 1:
@@ -741,7 +787,7 @@ class OwnerFleet:
         def record(transaction_hash: str) -> None:
             self.state.set_statuses([(agent.address, q) for q in query_ids], Status.CLAIMING, tx_hash=transaction_hash)
 
-        self._send(outcome, call, record, ("claim",) if len(query_ids) == 1 else None)
+        self._send(outcome, call, record, ("claim", len(query_ids)))
         if outcome.pending is not None or outcome.code is None:
             return outcome
 
@@ -838,6 +884,13 @@ def _status_from_chain(state: SubmissionState, phase: QueryPhase) -> Status:
     if state == SubmissionState.EXCLUDED:
         return Status.EXCLUDED
     return Status.CLAIMED if phase == QueryPhase.PUBLISHED else Status.RELEASED
+
+
+def _topic_bytes(topic: str | bytes) -> bytes:
+    """Return a log topic as bytes. JSON-RPC gives a topic as a 0x-prefixed hex string."""
+    if isinstance(topic, bytes):
+        return topic
+    return bytes.fromhex(topic.removeprefix("0x"))
 
 
 def _wait_each(pending: Sequence[PendingTransaction]) -> list[Receipt | PmsrError]:

@@ -17,6 +17,7 @@ reads puts the settings the owners share at the top level and lists the owners:
       "keeperAccount": null,
       "estimateGas": true,
       "fsyncEveryCommit": false,
+      "claimWait": 30.0,
       "localPolicy": {"allowedTemplates": ["ols"], "minPriceWei": 0,
                       "maxEpsilonPerQuery": 1000000, "allowedColumns": ["wage"]},
       "owners": [
@@ -36,6 +37,7 @@ manifest's deployment block, or from block 0 without a manifest.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -393,14 +395,25 @@ class FleetConfig:
 
     `estimate_gas` (default) estimates every transaction, so a call the contract would reject is
     stopped before it is signed. Turned off, the fleet estimates the first submission of each
-    query, the first single claim and the first release, and gives the others of the same kind
-    that estimate plus `SHARED_GAS_MARGIN` as their gas limit. That halves the node's work per
-    submission: on Anvil 1.7.1 with instant mining on a 2-core machine, a submission took about
-    14 ms with its estimate and 7 ms without. A call the contract rejects is then mined and pays
+    query, the first claim of each number of queries and the first release, and gives the others
+    of the same kind that estimate plus `SHARED_GAS_MARGIN` as their gas limit. That halves the
+    node's work per submission: on Anvil 1.7.1 with instant mining on a 2-core machine, a
+    submission took about 14 ms with its estimate and 7 ms without. A call the contract rejects is then mined and pays
     for its gas, and the receipt check names the error.
 
     `fsync_every_commit` makes every state commit wait for the disk; see `OwnerState` for why the
     default does not.
+
+    `claim_wait` is the longest time, in seconds, that an owner holds back the claim of a published
+    query while another query it submitted to still awaits its result. When that result publishes
+    within the wait, one `claimMany` pays both queries, which saves the owner a transaction and its
+    gas. Otherwise the published query is claimed alone when the wait ends. An owner with no other
+    query awaiting a result claims at once, and 0 turns the wait off. The wait is counted from the
+    pass that first found the query published, and starts again after a restart, so a claim is
+    delayed by at most `claim_wait` per start of the process, never dropped. The default of 30 s
+    suits queries proposed together. The fleet submits to all of them in one pass, and the last
+    result then publishes one complaint period and a few blocks later (2 s and 1-second blocks on
+    the local market).
     """
 
     owners: tuple[OwnerConfig, ...]
@@ -412,6 +425,7 @@ class FleetConfig:
     keeper_account: LocalAccount | AccountSource | None = None
     estimate_gas: bool = True
     fsync_every_commit: bool = False
+    claim_wait: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "owners", tuple(self.owners))
@@ -435,6 +449,9 @@ class FleetConfig:
             raise ConfigurationError(f"startBlock must be non-negative, got {self.start_block}")
         if self.receipt_timeout <= 0:
             raise ConfigurationError(f"receiptTimeout must be positive seconds, got {self.receipt_timeout}")
+        wait = self.claim_wait
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < math.inf:
+            raise ConfigurationError(f"claimWait must be a finite number of seconds >= 0, got {self.claim_wait!r}")
 
     @property
     def rpc_url(self) -> str:
@@ -483,6 +500,7 @@ class FleetConfig:
             "keeperAccount": None if keeper_account is None else keeper_account.to_json(),
             "estimateGas": self.estimate_gas,
             "fsyncEveryCommit": self.fsync_every_commit,
+            "claimWait": self.claim_wait,
             "owners": owners,
         }
 
@@ -497,7 +515,7 @@ class FleetConfig:
     def from_json(cls, document: Any, base: Path) -> FleetConfig:
         known = {
             "rpcUrl", "market", "dbPath", "pollInterval", "workers", "blockChunk", "startBlock",
-            "receiptTimeout", "keeper", "keeperAccount", "estimateGas", "fsyncEveryCommit",
+            "receiptTimeout", "keeper", "keeperAccount", "estimateGas", "fsyncEveryCommit", "claimWait",
             "localPolicy", "owners",
         }
         mapping = _mapping(document, "configuration", known)
@@ -516,6 +534,7 @@ class FleetConfig:
             keeper_account=None if keeper_account is None else AccountSource.from_json(keeper_account, base),
             estimate_gas=bool(mapping.get("estimateGas", True)),
             fsync_every_commit=bool(mapping.get("fsyncEveryCommit", False)),
+            claim_wait=mapping.get("claimWait", 30.0),
         )
 
 
