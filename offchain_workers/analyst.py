@@ -28,7 +28,7 @@ from pmsr_chain import MarketClient, QueryInfo, QueryParams, QueryStatus, latest
 from pmsr_chain.errors import ConfigurationError, InvalidInputError, PmsrError
 from pmsr_chain.events import AggregatorRegistered, AnalystRefunded, QueryCancelled, QueryProposed
 
-from .dp import check_noise_headroom
+from .dp import check_noise_headroom, result_noise_sd
 from .encoding import decode_fixed
 from .errors import TemplateError
 from .mapping import postprocess
@@ -453,7 +453,8 @@ class Analyst:
         output: dict[str, Any] | None
         error: str | None = None
         try:
-            output = postprocess(spec, values)
+            noise_sd = result_noise_sd(spec, len(info.params.aggregators))
+            output = postprocess(spec, values, noise_sd=noise_sd)
         except TemplateError as failure:
             output, error = None, str(failure)
             logger.warning("query %d: post-processing failed: %s", query_id, failure)

@@ -94,13 +94,17 @@ CPS1988_RANGES: Mapping[str, ColumnRange] = {
 }
 
 # log(wage) ~ experience + experience^2 + education + ethnicity, with white workers as the base level.
+# Each numeric term is standardized to [-1, 1] over its range in `CPS1988_RANGES`: experience -4..63,
+# education 0..18, and log(wage) from log(50) to log(18778), about 3.912..9.840. Every statistic an
+# owner sends is then at most 1 in magnitude, which keeps the DP noise small beside the sums. The
+# analyst still gets the coefficients of experience, experience^2 and education in years.
 WAGE_EQUATION: Mapping[str, Any] = {
     "intercept": True,
-    "response": {"column": "wage", "power": 1, "transform": "log"},
+    "response": {"column": "wage", "power": 1, "transform": "log", "center": "6.875", "scale": "2.97"},
     "terms": [
-        {"column": "experience", "power": 1, "transform": "identity"},
-        {"column": "experience", "power": 2, "transform": "identity"},
-        {"column": "education", "power": 1, "transform": "identity"},
+        {"column": "experience", "power": 1, "transform": "identity", "center": "29.5", "scale": "33.5"},
+        {"column": "experience", "power": 2, "transform": "identity", "center": "29.5", "scale": "33.5"},
+        {"column": "education", "power": 1, "transform": "identity", "center": "9", "scale": "9"},
         {"column": "ethnicity", "level": "afam"},
     ],
 }
@@ -295,7 +299,9 @@ def _interval(term: Mapping[str, Any], ranges: Mapping[str, ColumnRange]) -> tup
             raise DatasetError(f"{transform}({column}) is not finite on [{low}, {high}]; narrow the column range")
         low = Decimal(repr(mapped_low)).quantize(Decimal("0.000001"), rounding=ROUND_FLOOR)
         high = Decimal(repr(mapped_high)).quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
-    return _power(Fraction(low), Fraction(high), int(term.get("power", 1)))
+    center = Fraction(Decimal(term.get("center", "0")))
+    scale = Fraction(Decimal(term.get("scale", "1")))
+    return _power((Fraction(low) - center) / scale, (Fraction(high) - center) / scale, int(term.get("power", 1)))
 
 
 def _power(low: Fraction, high: Fraction, power: int) -> tuple[Fraction, Fraction]:
@@ -394,9 +400,10 @@ def wage_equation_spec(
 ) -> QuerySpec:
     """Return the ols spec of log(wage) ~ experience + experience^2 + education + ethnicity on CPS1988.
 
-    The clip of each of the 22 coordinates comes from `CPS1988_RANGES` (see `ols_clip`); the widest is
-    experience^4, at most 63^4 = 15,752,961. `fractionalBits` defaults to the largest scale at which
-    `max_owners` owners and `aggregators` noises fit: 23 for all 28,155 workers, 33 for 30.
+    The terms are standardized to [-1, 1] (see `WAGE_EQUATION`), so the clip of each of the 22
+    coordinates, from `CPS1988_RANGES` by `ols_clip`, is at most about 1 in magnitude and the L1
+    sensitivity is about 22. `fractionalBits` defaults to the largest scale at which `max_owners`
+    owners and `aggregators` noises fit, at most 40.
     `epsilon_millionths=0` makes the query exact (noise-free).
     """
     clip = ols_clip(WAGE_EQUATION, CPS1988_RANGES)

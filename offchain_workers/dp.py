@@ -192,9 +192,9 @@ def noise_spread(
 ) -> tuple[NDArray[np.float64], int]:
     """Estimate how much the DP noise moves `statistic` of a published vector.
 
-    Adds fresh noise of the published kind (K discrete Laplace draws per coordinate, approximated by
-    continuous Laplace draws of the same scale) to `values` `draws` times and returns the standard
-    deviation of `statistic` over the draws, with the number of draws where `statistic` raised
+    Each of `draws` rounds adds fresh noise of the published kind to `values`: K Laplace draws per
+    coordinate, continuous here as an approximation of the discrete ones. Returns the standard
+    deviation of `statistic` over the rounds, and the number of rounds where `statistic` raised
     `TemplateError`. This reads only public numbers, so it spends no privacy; the draws are a
     simulation and need no CSPRNG.
     """

@@ -47,9 +47,16 @@ def _aggregator_count(text: str) -> int:
     return value
 
 
-def _add_common_options(parser: argparse.ArgumentParser, *, default_epsilon: str) -> None:
-    parser.add_argument("--epsilon", type=epsilon, default=epsilon(default_epsilon), metavar="E",
-                        help=f"differential privacy epsilon per query; 0 runs exact, noise-free queries (default {default_epsilon})")
+def _add_common_options(parser: argparse.ArgumentParser, *, default_epsilon: str | None, default_text: str = "") -> None:
+    """Add --epsilon, --aggregators and the output options.
+
+    A `default_epsilon` of None leaves --epsilon unset unless given, for a demo whose queries have
+    different defaults; `default_text` then describes them in the help.
+    """
+    default = None if default_epsilon is None else epsilon(default_epsilon)
+    parser.add_argument("--epsilon", type=epsilon, default=default, metavar="E",
+                        help="differential privacy epsilon per query; 0 runs exact, noise-free queries "
+                             f"(default {default_text or default_epsilon})")
     parser.add_argument("--aggregators", type=_aggregator_count, default=3, metavar="K",
                         help="number of aggregators, 2..5 (default 3)")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw the results to this PNG file")
@@ -72,7 +79,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     wages.add_argument("--seed", type=int, default=0, help="which workers are sampled (default 0)")
     wages.add_argument("--fleets", type=positive_int, default=2, metavar="P",
                        help="owner agent processes hosting the owners (default 2)")
-    _add_common_options(wages, default_epsilon="1.0")
+    _add_common_options(wages, default_epsilon=None, default_text="10 for the regression, 1 for the histogram")
 
     audit = add_command(
         actions, common, "audit", "a recommender audit: MovieLens ratings by genre and band, with DP", run_audit,
@@ -141,8 +148,10 @@ def run_wages(context: Context, args: argparse.Namespace) -> int:
     from offchain_workers.demo.report import wage_report
     from offchain_workers.demo.wages import WageStudyOptions, run_wage_study
 
-    options = WageStudyOptions(owners=args.owners, epsilon_millionths=args.epsilon, aggregators=args.aggregators,
-                               seed=args.seed, fleets=args.fleets)
+    privacy = {} if args.epsilon is None else {"epsilon_millionths": args.epsilon,
+                                               "histogram_epsilon_millionths": args.epsilon}
+    options = WageStudyOptions(owners=args.owners, aggregators=args.aggregators, seed=args.seed, fleets=args.fleets,
+                               **privacy)
     return _run(context, args, lambda work_dir, stream: run_wage_study(options, work_dir, stream), wage_report,
                 plot_wage_study)
 

@@ -57,6 +57,10 @@ def _coefficient_panel(axes: Any, term: str, section: Mapping[str, Any]) -> None
     plain = (section.get("plaintext_coefficients") or {}).get(term)
     secure_error = (section.get("standard_errors") or {}).get(term)
     plain_error = (section.get("plaintext_standard_errors") or {}).get(term)
+    noise = (section.get("noise_sd") or {}).get(term)
+    if noise is not None:
+        # The secure estimate's error is sampling error plus the independent DP noise.
+        secure_error = math.hypot(secure_error or 0.0, noise)
     if secure is not None:
         axes.errorbar([0], [secure], yerr=[_interval(secure, secure_error)], fmt="o", capsize=5,
                       color=_SECURE_COLOUR, label="secure (market)")
@@ -97,11 +101,11 @@ def plot_wage_study(report: Mapping[str, Any], path: Path) -> Path:
             _coefficient_panel(figure.add_subplot(grid[0, column]), term, section)
         histogram_axes = figure.add_subplot(grid[1, :])
         _histogram_panel(histogram_axes, report["histogram"])
-        mode = "exact" if report["exact"] else f"DP, epsilon {report['epsilon']:g} per query"
+        mode = "exact" if report["exact"] else "DP, " + (report.get("privacy") or f"epsilon {report['epsilon']:g} per query")
         figure.suptitle(
             f"CPS1988 wage study through the market: {report['owners']:,} owners, {report['aggregators']} "
             f"aggregators ({mode})\nlog(wage) ~ experience + experience^2 + education + ethnicity: "
-            "coefficients with 95% intervals",
+            "coefficients with 95% intervals" + ("" if report["exact"] else " (secure: sampling error and DP noise)"),
             fontsize=11,
         )
         _save(figure, Path(path))

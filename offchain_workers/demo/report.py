@@ -56,18 +56,24 @@ def _count(value: int) -> str:
 
 
 def coefficient_table(section: Mapping[str, Any]) -> str:
-    """Format the secure and plaintext coefficients, their difference and both standard errors."""
+    """Format the secure and plaintext coefficients, their difference, both standard errors and the DP noise."""
     secure = section.get("coefficients") or {}
     plain = section.get("plaintext_coefficients") or {}
     difference = section.get("difference") or {}
     secure_errors = section.get("standard_errors") or {}
     plain_errors = section.get("plaintext_standard_errors") or {}
-    rows = [
-        [term, _number(secure.get(term)), _number(plain.get(term)), _number(difference.get(term), ".2e"),
-         _number(secure_errors.get(term), ".4g"), _number(plain_errors.get(term), ".4g")]
-        for term in WAGE_TERMS
-    ]
-    return format_table(["TERM", "SECURE", "PLAINTEXT", "DIFFERENCE", "STD ERROR", "PLAINTEXT STD ERROR"], rows)
+    noise = section.get("noise_sd")
+    headers = ["TERM", "SECURE", "PLAINTEXT", "DIFFERENCE", "STD ERROR", "PLAINTEXT STD ERROR"]
+    if noise is not None:
+        headers.append("DP NOISE SD")
+    rows = []
+    for term in WAGE_TERMS:
+        row = [term, _number(secure.get(term)), _number(plain.get(term)), _number(difference.get(term), ".2e"),
+               _number(secure_errors.get(term), ".4g"), _number(plain_errors.get(term), ".4g")]
+        if noise is not None:
+            row.append(_number(noise.get(term), ".4g"))
+        rows.append(row)
+    return format_table(headers, rows)
 
 
 def histogram_bars(bins: Sequence[str], counts: Sequence[float], plaintext: Sequence[int] | None = None) -> str:
@@ -169,8 +175,9 @@ def _privacy_sentence(report: Mapping[str, Any], noun: str, *, queries: int = 1)
         subject = "The query" if queries == 1 else f"The {queries} queries"
         return (f"{subject} ran exact (epsilon 0, the spec's explicit no-noise flag), so the published {noun} "
                 "equal the plaintext ones up to fixed-point rounding.")
-    return (f"Each aggregator also added differential-privacy noise (discrete Laplace, epsilon "
-            f"{report['epsilon']:g} per query) to its sum, so the published {noun} are private but noisy.")
+    privacy = report.get("privacy") or f"epsilon {report['epsilon']:g} per query"
+    return (f"Each aggregator also added differential-privacy noise (discrete Laplace, {privacy}) to its sum, "
+            f"so the published {noun} are private but noisy.")
 
 
 def _market_sections(report: Mapping[str, Any]) -> list[str]:
@@ -204,22 +211,35 @@ def _regression_text(section: Mapping[str, Any], report: Mapping[str, Any]) -> s
     if section.get("error"):
         lines.append(_wrap(f"The secure regression could not be solved: {section['error']}"))
     if not section["exact"]:
-        # The sum of K independent Laplace(b) draws has standard deviation b * sqrt(2K).
-        spread = section["noise_scale_per_aggregator"] * math.sqrt(2 * section["aggregators_adding_noise"])
-        text = (
-            f"DP noise: each of the {section['aggregators_adding_noise']} aggregators added discrete Laplace noise of "
-            f"scale {section['noise_scale_per_aggregator']:,.4g} to every coordinate of X'X, X'y, y'y and n: the L1 "
-            f"sensitivity {section['l1_sensitivity']:,.4g} (one worker's largest possible contribution; experience^4 "
-            f"alone reaches 63^4 = 15,752,961) divided by epsilon {report['epsilon']:g}. The published n, for "
-            f"example, reads {section['published_n']:,.1f} for {_count(section['included_owners'])} owners (noise "
-            f"standard deviation {spread:,.4g})."
-        )
-        if spread > section["included_owners"]:
-            text += (" Noise this large swamps the regression's statistics, so the DP regression says nothing at "
-                     "this epsilon; differential privacy suits queries of small sensitivity, such as the histogram "
-                     "below.")
-        lines.append(_wrap(text + " --epsilon 0 runs both queries exact."))
+        lines.append(_wrap(_regression_noise_text(section, report)))
     return "\n".join(lines)
+
+
+def _regression_noise_text(section: Mapping[str, Any], report: Mapping[str, Any]) -> str:
+    k = section["aggregators_adding_noise"]
+    text = (
+        f"DP noise: each of the {k} aggregators added discrete Laplace noise of scale "
+        f"{section['noise_scale_per_aggregator']:,.4g} to every coordinate of X'X, X'y, y'y and n. That is the L1 "
+        f"sensitivity {section['l1_sensitivity']:,.4g} (the most one worker can add: every term was standardized "
+        f"to [-1, 1], so each of the {section['coordinates']} statistics gets at most 1 from a worker) divided by "
+        f"epsilon {report['epsilon']:g}. Each published statistic thus carries noise of standard deviation "
+        f"{section['noise_sd_per_coordinate']:,.4g}; the published n, for example, reads "
+        f"{section['published_n']:,.1f} for {_count(section['included_owners'])} owners."
+    )
+    if section.get("noise_sd") is not None:
+        text += (
+            " DP NOISE SD is how far that noise moves each coefficient, estimated by solving the published "
+            "statistics again with fresh noise of the same kind; expect DIFFERENCE within about two of it. STD ERROR "
+            "is the usual sampling error, which the noise does not include. More owners or a larger epsilon shrink "
+            "the noise; --epsilon 0 runs both queries exact."
+        )
+    raised = section.get("raised_eigenvalues") or 0
+    if raised:
+        text += (
+            f" The noise had pushed {raised} eigenvalue(s) of X'X below the noise level; they were raised to it "
+            "before solving (a ridge), which pulls the affected coefficients toward zero."
+        )
+    return text
 
 
 def _histogram_text(section: Mapping[str, Any]) -> str:
@@ -228,6 +248,11 @@ def _histogram_text(section: Mapping[str, Any]) -> str:
         lines.append(f"no result: {section.get('error')}")
     else:
         lines.append(histogram_bars(section["bins"], section["counts"], section["plaintext_counts"]))
+    if not section["exact"] and section.get("noise_sd_per_count") is not None:
+        lines.append(_wrap(
+            f"DP noise: a worker adds 1 to one bin, so the L1 sensitivity is 1 and each count carries noise of "
+            f"standard deviation {section['noise_sd_per_count']:.3g} at epsilon {section['epsilon']:g}."
+        ))
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from pmsr_chain import ETHER
@@ -23,8 +24,9 @@ from pmsr_chain.errors import InvalidInputError
 from .. import datasets
 from ..analyst import QueryResult
 from ..budget import format_epsilon
-from ..dp import noise_scale
+from ..dp import noise_scale, noise_spread, result_noise_sd
 from ..errors import SingularMatrixError
+from ..mapping import postprocess
 from ..owner.config import LocalPolicy
 from ..spec import QuerySpec
 from . import reference
@@ -38,8 +40,16 @@ __all__ = ["WageStudyOptions", "run_wage_study", "DEFAULT_EPSILON_MILLIONTHS"]
 
 logger = logging.getLogger(__name__)
 
-# Epsilon of each query when the command line gives none: 1.0, in millionths.
-DEFAULT_EPSILON_MILLIONTHS = 1_000_000
+# Epsilon of the regression when the command line gives none: 10, in millionths. Its 22 statistics
+# share the noise budget. At 2,000 owners, epsilon 10 keeps the noise on each coefficient within a few
+# sampling standard errors, and at epsilon 1 the noise is ten times larger.
+DEFAULT_EPSILON_MILLIONTHS = 10_000_000
+# Epsilon of the histogram when the command line gives none: 1. One owner changes one count by 1,
+# so a count's noise has a standard deviation of about 2.4 at this epsilon.
+DEFAULT_HISTOGRAM_EPSILON_MILLIONTHS = 1_000_000
+
+# Noise draws that estimate how far the DP noise moves each coefficient.
+NOISE_DRAWS = 400
 
 # Local policy of every worker's agent: these two templates, reading only these columns.
 OWNER_POLICY = LocalPolicy(
@@ -60,12 +70,14 @@ class WageStudyOptions:
     """Options of `pmsr demo wages`.
 
     `owners` of None takes every worker; otherwise `seed` picks which workers are sampled.
-    `epsilon_millionths` of 0 runs both queries exact: the specs carry the explicit no-noise flag,
-    and every owner's policy allows exact queries.
+    `epsilon_millionths` is the regression's epsilon and `histogram_epsilon_millionths` the
+    histogram's. Both 0 runs both queries exact: the specs carry the explicit no-noise flag, and
+    every owner's policy allows exact queries.
     """
 
     owners: int | None = 2_000
     epsilon_millionths: int = DEFAULT_EPSILON_MILLIONTHS
+    histogram_epsilon_millionths: int = DEFAULT_HISTOGRAM_EPSILON_MILLIONTHS
     aggregators: int = 3
     seed: int = 0
     fleets: int = 2
@@ -75,14 +87,25 @@ class WageStudyOptions:
             raise InvalidInputError(
                 f"owner count {self.owners} is invalid; pass 2..{datasets.CPS1988_WORKERS} or all"
             )
-        if self.epsilon_millionths < 0:
-            raise InvalidInputError(f"epsilon {self.epsilon_millionths} millionths is negative; pass 0 for exact queries")
+        for value in (self.epsilon_millionths, self.histogram_epsilon_millionths):
+            if value < 0:
+                raise InvalidInputError(f"epsilon {value} millionths is negative; pass 0 for exact queries")
         if self.fleets < 1:
             raise InvalidInputError(f"fleet count {self.fleets} is invalid; pass at least 1")
 
     @property
     def exact(self) -> bool:
-        return self.epsilon_millionths == 0
+        """Whether both queries run without noise."""
+        return self.epsilon_millionths == 0 and self.histogram_epsilon_millionths == 0
+
+    def describe_privacy(self) -> str:
+        if self.exact:
+            return "exact queries (no noise)"
+        regression = format_epsilon(self.epsilon_millionths)
+        histogram = format_epsilon(self.histogram_epsilon_millionths)
+        if regression == histogram:
+            return f"epsilon {regression} per query"
+        return f"epsilon {regression} for the regression and {histogram} for the histogram"
 
 
 def sample_workers(owners: int | None, seed: int) -> pd.DataFrame:
@@ -107,6 +130,7 @@ def _regression_section(
         "formula": "log(wage) ~ experience + experience^2 + education + ethnicity",
         "included_owners": result.included_owners,
         "exact": spec.exact,
+        "epsilon": spec.epsilon / 1_000_000,
         "fractional_bits": spec.fractional_bits,
         "coefficients": None,
         "standard_errors": None,
@@ -120,11 +144,17 @@ def _regression_section(
     }
     # The last coordinate of the ols output is n, the number of rows summed, so it shows the noise plainly.
     section["published_n"] = float(result.values[-1])
+    section["coordinates"] = spec.output_length
+    section["raised_eigenvalues"] = (result.output or {}).get("raised_eigenvalues", 0)
+    section["noise_sd"] = None
     if not spec.exact:
         # Each aggregator adds discrete Laplace noise of this scale, in the statistics' own units.
         section["noise_scale_per_aggregator"] = noise_scale(spec) / 2**spec.fractional_bits
+        section["noise_sd_per_coordinate"] = result_noise_sd(spec, aggregators)
         section["l1_sensitivity"] = float(spec.l1_sensitivity)
         section["aggregators_adding_noise"] = aggregators
+        if result.output is not None:
+            section["noise_sd"] = _coefficient_noise(result, spec, aggregators)
     try:
         plain = reference.wage_regression(pooled)
     except SingularMatrixError as error:
@@ -147,9 +177,25 @@ def _regression_section(
     return section
 
 
-def _histogram_section(result: QueryResult, pooled: pd.DataFrame) -> dict[str, Any]:
+def _coefficient_noise(result: QueryResult, spec: QuerySpec, aggregators: int) -> dict[str, float] | None:
+    """Estimate the standard deviation the DP noise gives each coefficient, by re-noising the published statistics."""
+    noise_sd = result_noise_sd(spec, aggregators)
+
+    def coefficients(values: np.ndarray) -> np.ndarray:
+        solved = postprocess(spec, values, noise_sd=noise_sd)["coefficients"]
+        return np.array([solved[name] for name in reference.WAGE_TERMS])
+
+    spread, failures = noise_spread(spec, aggregators, result.values, coefficients, draws=NOISE_DRAWS)
+    if failures:
+        logger.info("query %d: %d of %d noise draws left no solvable regression", result.query_id, failures, NOISE_DRAWS)
+    return {name: float(value) for name, value in zip(reference.WAGE_TERMS, spread)}
+
+
+def _histogram_section(result: QueryResult, pooled: pd.DataFrame, aggregators: int) -> dict[str, Any]:
     output = result.output or {}
     return {
+        "epsilon": result.spec.epsilon / 1_000_000,
+        "noise_sd_per_count": result_noise_sd(result.spec, aggregators),
         "query_id": result.query_id,
         "column": "wage",
         "unit": "dollars per week",
@@ -181,13 +227,12 @@ def run_wage_study(options: WageStudyOptions, work_dir: Path, progress: IO[str])
         workers = sample_workers(options.owners, options.seed)
         paths = write_row_files(workers, work_dir / "owner-data", prefix="worker")
     count = len(workers)
-    clock.note(f"{count} owners, {options.aggregators} aggregators, "
-               + ("exact queries (no noise)" if options.exact else f"epsilon {format_epsilon(options.epsilon_millionths)} per query"))
+    clock.note(f"{count} owners, {options.aggregators} aggregators, {options.describe_privacy()}")
 
     regression_spec = datasets.wage_equation_spec(
         count, epsilon_millionths=options.epsilon_millionths, aggregators=options.aggregators
     )
-    histogram_spec = datasets.wage_histogram_spec(epsilon_millionths=options.epsilon_millionths)
+    histogram_spec = datasets.wage_histogram_spec(epsilon_millionths=options.histogram_epsilon_millionths)
     requests = [
         QueryRequest("wage equation (ols)", regression_spec, count, count, PRICE_PER_OWNER, FEE_PER_AGGREGATOR),
         QueryRequest("weekly wage histogram", histogram_spec, count, count, PRICE_PER_OWNER, FEE_PER_AGGREGATOR),
@@ -215,12 +260,16 @@ def run_wage_study(options: WageStudyOptions, work_dir: Path, progress: IO[str])
         "seed": None if options.owners is None else options.seed,
         "exact": options.exact,
         "epsilon": options.epsilon_millionths / 1_000_000,
+        "histogram_epsilon": options.histogram_epsilon_millionths / 1_000_000,
+        "privacy": options.describe_privacy(),
         "market": market_address,
         "ols": _regression_section(
             regression, regression_spec, _included_rows(ledger, regression.query_id, session, workers),
             options.aggregators,
         ),
-        "histogram": _histogram_section(histogram, _included_rows(ledger, histogram.query_id, session, workers)),
+        "histogram": _histogram_section(
+            histogram, _included_rows(ledger, histogram.query_id, session, workers), options.aggregators
+        ),
         "queries": [
             query_entry(query_id, request, options.aggregators, refunds[query_id])
             for query_id, request in zip(query_ids, requests)
