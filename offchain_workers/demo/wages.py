@@ -25,7 +25,7 @@ from .. import datasets
 from ..analyst import QueryResult
 from ..budget import format_epsilon
 from ..dp import noise_scale, noise_spread, result_noise_sd
-from ..errors import SingularMatrixError
+from ..errors import PrivacyError, SingularMatrixError
 from ..mapping import postprocess
 from ..owner.config import LocalPolicy
 from ..spec import QuerySpec
@@ -185,7 +185,11 @@ def _coefficient_noise(result: QueryResult, spec: QuerySpec, aggregators: int) -
         solved = postprocess(spec, values, noise_sd=noise_sd)["coefficients"]
         return np.array([solved[name] for name in reference.WAGE_TERMS])
 
-    spread, failures = noise_spread(spec, aggregators, result.values, coefficients, draws=NOISE_DRAWS)
+    try:
+        spread, failures = noise_spread(spec, aggregators, result.values, coefficients, draws=NOISE_DRAWS)
+    except PrivacyError as error:
+        logger.warning("query %d: cannot estimate the noise on the coefficients: %s", result.query_id, error)
+        return None
     if failures:
         logger.info("query %d: %d of %d noise draws left no solvable regression", result.query_id, failures, NOISE_DRAWS)
     return {name: float(value) for name, value in zip(reference.WAGE_TERMS, spread)}
