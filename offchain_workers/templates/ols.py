@@ -34,6 +34,13 @@ __all__ = ["OlsParams", "NumericTerm", "DummyTerm", "OlsTemplate", "TRANSFORMS"]
 MAX_TERMS = 64
 MAX_POWER = 4
 
+# Bounds on a term's `center` and `scale`. Within them every weight of the unstandardizing map is at
+# most 6 * (10^12)^4 / (10^-12)^4, about 10^97, far inside the range of a float.
+MIN_SCALE_TEXT = "0.000000000001"
+MAX_SCALE_TEXT = "1000000000000"
+MIN_SCALE = Fraction(1, 10**12)
+MAX_SCALE = Fraction(10**12)
+
 # Transforms a term or the response may apply to a column before raising it to `power`.
 TRANSFORMS = {
     "identity": lambda values: values,
@@ -204,8 +211,12 @@ def _parse_numeric_term(raw: Any, field: str) -> NumericTerm:
     scale = obj.get("scale")
     if center is not None:
         parse_decimal(center, f"{field}.center")
-    if scale is not None and parse_decimal(scale, f"{field}.scale") <= 0:
-        raise SpecError(f"{field}.scale", scale, "must be positive; it divides the centred value")
+    if scale is not None:
+        value = parse_decimal(scale, f"{field}.scale")
+        if not MIN_SCALE <= value <= MAX_SCALE:
+            raise SpecError(f"{field}.scale", scale, f"must be between {MIN_SCALE_TEXT} and {MAX_SCALE_TEXT}")
+    if center is not None and abs(parse_decimal(center, f"{field}.center")) > MAX_SCALE:
+        raise SpecError(f"{field}.center", center, f"must be between -{MAX_SCALE_TEXT} and {MAX_SCALE_TEXT}")
     return NumericTerm(
         read_string(obj["column"], f"{field}.column"),
         read_int(obj["power"], f"{field}.power", 1, MAX_POWER),
