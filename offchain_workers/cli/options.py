@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pmsr_chain.errors import InvalidInputError
 from pmsr_chain.units import parse_amount, parse_duration
 
-from offchain_workers.budget import parse_epsilon
+from offchain_workers.budget import MAX_UINT64, format_epsilon, parse_epsilon
 
-from .errors import UsageError
+from .errors import UsageError, amount_option
+from .output import floor_duration_option
 
 if TYPE_CHECKING:
     from .context import Context
@@ -26,13 +28,28 @@ __all__ = [
     "add_global_options",
     "add_group",
     "add_command",
+    "MAX_STORED_EPSILON",
+    "QUOTE_LIMIT",
     "amount",
+    "amount_at_most",
+    "bounded_int",
     "duration",
+    "duration_at_most",
     "epsilon",
     "positive_int",
     "non_negative_int",
     "comma_list",
+    "quoted",
 ]
+
+# The contract stores epsilons and budgets in millionths as uint64.
+MAX_STORED_EPSILON = format_epsilon(MAX_UINT64)
+
+# Quoted user input is cut to this many characters, so that a pasted blob does not flood the error line.
+QUOTE_LIMIT = 40
+
+_EXPONENT_NOTATION = re.compile(r"[0-9.]+[eE][+-]?[0-9]+")
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -94,35 +111,101 @@ def add_command(
     return parser
 
 
-def _convert(parser: Any, text: str) -> Any:
+def quoted(text: str) -> str:
+    """Quote user input for an error message, cut to `QUOTE_LIMIT` characters with its length noted."""
+    if len(text) <= QUOTE_LIMIT:
+        return repr(text)
+    return f"{text[:QUOTE_LIMIT]!r}... ({len(text)} characters)"
+
+
+def _convert(parser: Any, text: str, value_name: str) -> Any:
     try:
         return parser(text)
     except InvalidInputError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    except ValueError:
+        # int() rejects strings of more than 4300 digits (sys.set_int_max_str_digits).
+        raise argparse.ArgumentTypeError(f"invalid {value_name} {quoted(text)}: the number has too many digits") from None
 
 
 def amount(text: str) -> int:
     """Parse an amount into wei: `0.01ether`, `10gwei` or plain wei."""
-    return int(_convert(parse_amount, text))
+    return int(_convert(parse_amount, text, "amount"))
+
+
+def amount_at_most(maximum: int, reason: str) -> Callable[[str], int]:
+    """Return an amount parser that rejects more than `maximum` wei, stating `reason` for the limit."""
+
+    def parse(text: str) -> int:
+        value = amount(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"invalid amount {quoted(text)}: the largest accepted is {amount_option(maximum)} ({reason})"
+            )
+        return value
+
+    return parse
 
 
 def duration(text: str) -> int:
     """Parse a duration into seconds: `90s`, `10m`, `2h`, `1d`."""
-    return int(_convert(parse_duration, text))
+    return int(_convert(parse_duration, text, "duration"))
+
+
+def duration_at_most(maximum: int, reason: str) -> Callable[[str], int]:
+    """Return a duration parser that rejects more than `maximum` seconds, stating `reason` for the limit."""
+
+    def parse(text: str) -> int:
+        value = duration(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"invalid duration {quoted(text)}: the largest accepted is {floor_duration_option(maximum)} ({reason})"
+            )
+        return value
+
+    return parse
 
 
 def epsilon(text: str) -> int:
-    """Parse a DP epsilon such as `0.5` into millionths."""
-    return int(_convert(parse_epsilon, text))
+    """Parse a DP epsilon such as `0.5` into millionths, from 0 to `MAX_STORED_EPSILON`."""
+    stripped = text.strip()
+    if _EXPONENT_NOTATION.fullmatch(stripped):
+        raise argparse.ArgumentTypeError(
+            f"invalid epsilon {quoted(text)}: exponent notation is not accepted; write plain digits from 0 to "
+            f"{MAX_STORED_EPSILON}, such as 0.5 or 10"
+        )
+    # Decimal compares exactly, whatever the length of the input.
+    if _PLAIN_DECIMAL.fullmatch(stripped) and Decimal(stripped) > Decimal(MAX_STORED_EPSILON):
+        raise argparse.ArgumentTypeError(
+            f"invalid epsilon {quoted(text)}: the largest accepted is {MAX_STORED_EPSILON}, because the market "
+            "stores epsilon in millionths as a uint64"
+        )
+    return int(_convert(parse_epsilon, text, "epsilon"))
+
+
+def bounded_int(minimum: int, maximum: int, reason: str = "") -> Callable[[str], int]:
+    """Return a parser of whole numbers from `minimum` to `maximum`; `reason` explains the limits in errors."""
+    because = f" ({reason})" if reason else ""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number {quoted(text)}: expected a whole number") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"invalid number {quoted(text)}: expected {minimum} to {maximum}{because}")
+        return value
+
+    return parse
 
 
 def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: expected a whole number") from None
+        raise argparse.ArgumentTypeError(f"invalid number {quoted(text)}: expected a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: expected 1 or more")
+        raise argparse.ArgumentTypeError(f"invalid number {quoted(text)}: expected 1 or more")
     return value
 
 
@@ -130,9 +213,9 @@ def non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: expected a whole number") from None
+        raise argparse.ArgumentTypeError(f"invalid number {quoted(text)}: expected a whole number") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: expected 0 or more")
+        raise argparse.ArgumentTypeError(f"invalid number {quoted(text)}: expected 0 or more")
     return value
 
 
@@ -140,5 +223,5 @@ def comma_list(text: str) -> list[str]:
     """Split comma-separated names and strip blanks: `a, b,c` gives `["a", "b", "c"]`."""
     items = [item.strip() for item in text.split(",")]
     if not all(items):
-        raise argparse.ArgumentTypeError(f"invalid list {text!r}: write names separated by commas, e.g. a,b,c")
+        raise argparse.ArgumentTypeError(f"invalid list {quoted(text)}: write names separated by commas, e.g. a,b,c")
     return items

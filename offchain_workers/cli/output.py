@@ -17,7 +17,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["Output", "Progress", "duration_option", "format_table", "format_time", "to_jsonable"]
+__all__ = [
+    "Output",
+    "Progress",
+    "duration_option",
+    "floor_duration_option",
+    "format_table",
+    "format_time",
+    "to_jsonable",
+]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -71,6 +79,14 @@ def duration_option(seconds: int) -> str:
     """Write seconds the way the duration options accept them, in the largest whole unit: `2m`, `90s`, `1h`."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def floor_duration_option(seconds: int) -> str:
+    """Write seconds in the largest unit they reach, rounded down, as duration options accept them: `90s` -> `1m`."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
 
