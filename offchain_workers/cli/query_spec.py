@@ -9,22 +9,41 @@ sensitivity true follow from what the analyst states about one row.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from offchain_workers.budget import format_epsilon
 from offchain_workers.canonical_json import MAX_DOCUMENT_BYTES
+from offchain_workers.decimal_strings import _MAX_DECIMAL_LENGTH as MAX_NUMBER_CHARACTERS
 from offchain_workers.decimal_strings import format_decimal
+from offchain_workers.encoding import MAX_FRACTIONAL_BITS
 from offchain_workers.errors import SpecError
-from offchain_workers.spec import QuerySpec, build_spec
+from offchain_workers.spec import ENCODED_SUM_LIMIT, MAX_EPSILON_MILLIONTHS, QuerySpec, build_spec
 
 from .errors import CliError
+from .options import QUOTE_LIMIT, quoted
 
 __all__ = ["FLAG_TEMPLATES", "load_spec_file", "spec_from_flags", "parse_bins"]
 
 FLAG_TEMPLATES = ("count", "sum", "mean", "histogram", "ols")
 MAX_BINS = 4096
+
+# What fits in a spec number of at most MAX_NUMBER_CHARACTERS characters, for numbers without a fraction.
+_LENGTH_RANGE = f"use numbers strictly between -1e{MAX_NUMBER_CHARACTERS - 1} and 1e{MAX_NUMBER_CHARACTERS - 1}"
+
+# The flag that sets each spec field, by the field's leading name, for errors from `build_spec`.
+_FLAG_OF_FIELD = {
+    "params": "--columns",
+    "clip": "--clip",
+    "filter": "--filter",
+    "epsilon": "--epsilon",
+    "exact": "--exact",
+    "fractionalBits": "--fractional-bits",
+    "contributionBound": "--contribution-bound",
+}
 
 _TERM = re.compile(r"^(?:(?P<transform>log|log1p|sqrt)\((?P<inner>[^()^=]+)\)|(?P<plain>[^()^=]+))(?:\^(?P<power>[1-4]))?$")
 
@@ -53,20 +72,39 @@ def _number(text: str, option: str) -> Fraction:
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise CliError(f"invalid {option} value {text!r}: expected a decimal number such as 2.5") from None
+        raise CliError(f"invalid {option} value {quoted(text)}: expected a decimal number such as 2.5") from None
     if not value.is_finite():
-        raise CliError(f"invalid {option} value {text!r}: expected a finite number")
+        raise CliError(f"invalid {option} value {quoted(text)}: expected a finite number")
     return Fraction(value)
 
 
 def _range(text: str, option: str) -> tuple[Fraction, Fraction]:
     low_text, separator, high_text = text.partition(":")
     if not separator:
-        raise CliError(f"invalid {option} range {text!r}: write LOW:HIGH, for example 0:100")
+        raise CliError(f"invalid {option} range {quoted(text)}: write LOW:HIGH, for example 0:100")
     low, high = _number(low_text, option), _number(high_text, option)
     if low > high:
-        raise CliError(f"invalid {option} range {text!r}: LOW is above HIGH")
+        raise CliError(f"invalid {option} range {quoted(text)}: LOW is above HIGH")
     return low, high
+
+
+def _scientific(value: Fraction) -> str:
+    """Write `value` with three significant digits, e.g. `1.00e+400`, however large it is."""
+    return f"{Decimal(value.numerator) / Decimal(value.denominator):.2e}"
+
+
+def _check_bin_lengths(text: str, numbers: Sequence[tuple[str, Fraction]], fix: str) -> list[str]:
+    """Write labelled numbers as spec decimals; one longer than a spec number allows raises, quoting `text`."""
+    written = []
+    for label, number in numbers:
+        number_text = format_decimal(number, "--bins")
+        if len(number_text) > MAX_NUMBER_CHARACTERS:
+            raise CliError(
+                f"invalid --bins {quoted(text)}: {label} ({_scientific(number)}) takes {len(number_text)} characters "
+                f"written out in full, but a spec number takes at most {MAX_NUMBER_CHARACTERS}; {fix}"
+            )
+        written.append(number_text)
+    return written
 
 
 def parse_bins(text: str) -> list[str]:
@@ -77,23 +115,28 @@ def parse_bins(text: str) -> list[str]:
         try:
             count = int(parts[2])
         except ValueError:
-            raise CliError(f"invalid --bins {text!r}: COUNT in START:STOP:COUNT must be a whole number") from None
+            raise CliError(f"invalid --bins {quoted(text)}: COUNT in START:STOP:COUNT must be a whole number") from None
         if not 1 <= count <= MAX_BINS or stop <= start:
-            raise CliError(f"invalid --bins {text!r}: need START < STOP and 1 <= COUNT <= {MAX_BINS}")
-        edges = [start + (stop - start) * index / count for index in range(count + 1)]
+            raise CliError(f"invalid --bins {quoted(text)}: need START < STOP and 1 <= COUNT <= {MAX_BINS}")
+        _check_bin_lengths(text, [("START", start), ("STOP", stop)], _LENGTH_RANGE)
+        width = (stop - start) / count
+        edges = [(f"edge {index + 1}", start + width * index) for index in range(count + 1)]
         try:
-            return [format_decimal(edge, "--bins") for edge in edges]
+            return _check_bin_lengths(
+                text, edges, "choose START, STOP and COUNT whose edges need fewer digits, or list the edges"
+            )
         except SpecError:
             raise CliError(
-                f"invalid --bins {text!r}: the bin width {(stop - start) / count} is not a finite decimal; "
+                f"invalid --bins {quoted(text)}: the bin width {width} is not a finite decimal; "
                 "choose START, STOP and COUNT so that it is, or list the edges"
             ) from None
-    return [format_decimal(_number(edge, "--bins"), "--bins") for edge in text.split(",")]
+    edges = [(f"edge {index + 1}", _number(edge, "--bins")) for index, edge in enumerate(text.split(","))]
+    return _check_bin_lengths(text, edges, _LENGTH_RANGE)
 
 
-def _owner_range(low: Fraction, high: Fraction, bound: int) -> tuple[str, str]:
+def _owner_range(low: Fraction, high: Fraction, bound: int) -> tuple[Fraction, Fraction]:
     """Return the range of a sum of up to `bound` values in [low, high], since an owner may have fewer rows, or none."""
-    return format_decimal(min(Fraction(0), low * bound)), format_decimal(max(Fraction(0), high * bound))
+    return min(Fraction(0), low * bound), max(Fraction(0), high * bound)
 
 
 def _product_range(a: tuple[Fraction, Fraction], b: tuple[Fraction, Fraction], same: bool) -> tuple[Fraction, Fraction]:
@@ -149,7 +192,9 @@ def _ols_bounds(clip: str | None, names: list[str], dummies: set[str]) -> dict[s
     return bounds
 
 
-def _ols_spec_arguments(columns: list[str], clip: str | None, bound: int, intercept: bool) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def _ols_spec_arguments(
+    columns: list[str], clip: str | None, bound: int, intercept: bool
+) -> tuple[dict[str, Any], list[tuple[Fraction, Fraction]]]:
     if len(columns) < (1 if intercept else 2):
         raise CliError("ols needs --columns RESPONSE,TERM,...: the response first, then the regressors")
     response = _ols_term(columns[0])
@@ -176,6 +221,94 @@ def _ols_spec_arguments(columns: list[str], clip: str | None, bound: int, interc
     return params, owner_clip
 
 
+def _largest_fractional_bits(magnitude: Fraction) -> int | None:
+    """Return the most fractional bits at which `magnitude` encodes below 2^62, or None when even 0 bits fail."""
+    for bits in range(MAX_FRACTIONAL_BITS, -1, -1):
+        if round(magnitude * 2**bits) < ENCODED_SUM_LIMIT:
+            return bits
+    return None
+
+
+def _smallest_fractional_bits(magnitude: Fraction) -> int | None:
+    """Return the fewest fractional bits at which `magnitude` encodes to 1 or more, or None when 62 bits fail."""
+    for bits in range(MAX_FRACTIONAL_BITS + 1):
+        if round(magnitude * 2**bits) >= 1:
+            return bits
+    return None
+
+
+def _check_encoding(
+    template: str, owner_pairs: list[tuple[Fraction, Fraction]], clip: str | None, fractional_bits: int, bound: int
+) -> None:
+    """Raise, naming the flags, when one owner's output encodes to 0 or to 2^62 or more; the market rejects both."""
+    magnitude = max(max(abs(low), abs(high)) for low, high in owner_pairs)
+    encoded = round(magnitude * 2**fractional_bits)
+    if encoded == 0:
+        bits = _smallest_fractional_bits(magnitude)
+        more_bits = f" or pass --fractional-bits {bits} or more" if bits is not None else ""
+        raise CliError(
+            f"invalid --clip {quoted(clip or '')}: every bound rounds to 0 in steps of 2^-{fractional_bits} "
+            f"(--fractional-bits {fractional_bits}), so each owner's value would encode as 0; widen --clip{more_bits}"
+        )
+    if encoded < ENCODED_SUM_LIMIT:
+        return
+
+    bits = _largest_fractional_bits(magnitude)
+    fewer_bits = f"pass --fractional-bits {bits} or less" if bits is not None else ""
+    if clip is None:
+        # count and histogram: the output is a row count, at most the contribution bound.
+        raise CliError(
+            f"--contribution-bound {bound} at --fractional-bits {fractional_bits} lets one owner's count encode to "
+            f"{bound} x 2^{fractional_bits}, which reaches 2^62; {fewer_bits}"
+        )
+
+    # A row value (or, for ols, a product of two row values) up to this magnitude encodes below 2^62.
+    largest = (ENCODED_SUM_LIMIT - 1) // (bound << fractional_bits)
+    rows = "one row" if bound == 1 else f"up to {bound} rows"
+    if template == "ols":
+        problem = (
+            f"ols sums products of two ranges (such as x*x, x*y and y*y) over {rows}, and the largest "
+            f"product, {_scientific(magnitude / bound)}, encodes to 2^62 or more at --fractional-bits {fractional_bits}"
+        )
+        fixes = [f"narrow --clip so that every product is at most {largest}"] if largest >= 1 else []
+    else:
+        total = "value" if bound == 1 else f"sum over {rows}"
+        problem = f"one owner's {total} encodes to 2^62 or more at --fractional-bits {fractional_bits}"
+        fixes = [f"keep |LOW| and |HIGH| at most {largest}"] if largest >= 1 else []
+
+    if fewer_bits:
+        fixes.append(fewer_bits)
+    raise CliError(f"invalid --clip {quoted(clip)}: {problem}; {', or '.join(fixes)}")
+
+
+def _clip_strings(owner_pairs: list[tuple[Fraction, Fraction]], clip: str | None) -> list[tuple[str, str]]:
+    """Write one owner's clip as spec decimals; a bound longer than a spec number allows raises, quoting `clip`."""
+    written = [(format_decimal(low), format_decimal(high)) for low, high in owner_pairs]
+    longest = max(len(text) for pair in written for text in pair)
+    if longest > MAX_NUMBER_CHARACTERS:
+        raise CliError(
+            f"invalid --clip {quoted(clip or '')}: one owner's clip takes {longest} characters written out in full, "
+            f"but a spec number takes at most {MAX_NUMBER_CHARACTERS}; round LOW and HIGH to fewer decimal places"
+        )
+    return written
+
+
+def _flag_error(error: SpecError, typed: Mapping[str, str | None]) -> str:
+    """Rewrite an error of `build_spec` so that it names the flag and quotes what the user typed."""
+    field = error.field
+    flag = "--bins" if field.startswith("params.edges") else _FLAG_OF_FIELD.get(re.split(r"[.\[]", field)[0])
+    if flag is None:
+        return f"the query flags make an invalid spec: {error}"
+    value = typed.get(flag)
+    quoted_value = f" {quoted(value)}" if value else ""
+    if value is not None and error.value == value:
+        return f"invalid {flag}{quoted_value}: {error.reason}"
+    field_value = repr(error.value)
+    if len(field_value) > QUOTE_LIMIT:
+        field_value = field_value[:QUOTE_LIMIT] + "..."
+    return f"invalid {flag}{quoted_value}: spec field {field} = {field_value} is invalid: {error.reason}"
+
+
 def spec_from_flags(
     *,
     template: str,
@@ -198,15 +331,20 @@ def spec_from_flags(
         raise CliError("pass --epsilon (for example 1.0), or --exact for a noise-free query")
     if epsilon == 0:
         raise CliError("--epsilon 0 would add no noise; pass --exact for a noise-free query, or a positive epsilon")
+    if epsilon is not None and epsilon > MAX_EPSILON_MILLIONTHS:
+        raise CliError(
+            f"--epsilon {format_epsilon(epsilon)} is above the largest accepted epsilon "
+            f"{format_epsilon(MAX_EPSILON_MILLIONTHS)}, beyond which DP noise gives no meaningful privacy"
+        )
     columns = columns or []
     bound = contribution_bound
 
     params: dict[str, Any]
-    owner_clip: Any
+    owner_pairs: list[tuple[Fraction, Fraction]]
     if template == "count":
         if columns:
             raise CliError("count takes no --columns; select rows with --filter")
-        params, owner_clip = {}, ("0", str(bound))
+        params, owner_pairs = {}, [(Fraction(0), Fraction(bound))]
     elif template in ("sum", "mean", "histogram"):
         if len(columns) != 1:
             raise CliError(f"{template} needs exactly one column in --columns, got {len(columns)}")
@@ -215,16 +353,21 @@ def spec_from_flags(
             if bins is None:
                 raise CliError("histogram needs --bins, e.g. 0,250,500,1000 or 0:1000:4")
             params["edges"] = parse_bins(bins)
-            owner_clip = ("0", str(bound))
+            owner_pairs = [(Fraction(0), Fraction(bound))]
         else:
             if clip is None:
                 raise CliError(f"{template} needs --clip LOW:HIGH, the range of one row's {columns[0]}")
             low, high = _range(clip, "--clip")
-            owner_clip = [_owner_range(low, high, bound)]
+            owner_pairs = [_owner_range(low, high, bound)]
             if template == "mean":
-                owner_clip.append(("0", str(bound)))
+                owner_pairs.append((Fraction(0), Fraction(bound)))
     else:
-        params, owner_clip = _ols_spec_arguments(columns, clip, bound, intercept)
+        params, owner_pairs = _ols_spec_arguments(columns, clip, bound, intercept)
+    _check_encoding(template, owner_pairs, clip, fractional_bits, bound)
+    owner_clip: Any = _clip_strings(owner_pairs, clip)
+    if template in ("count", "histogram"):
+        # One pair that build_spec repeats for every coordinate (one per bin for a histogram).
+        owner_clip = owner_clip[0]
 
     try:
         return build_spec(
@@ -238,4 +381,5 @@ def spec_from_flags(
             filter=row_filter,
         )
     except SpecError as error:
-        raise CliError(f"the query flags make an invalid spec: {error}") from None
+        typed = {"--columns": ",".join(columns), "--clip": clip, "--filter": row_filter, "--bins": bins}
+        raise CliError(_flag_error(error, typed)) from None
