@@ -104,6 +104,26 @@ _REVERT_ADVICE: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{_when(a['commitDeadline'])}, reveal {_when(a['revealDeadline'])} are out of order or already passed "
         f"(chain time {_when(a['now_'])}); pass longer windows"
     ),
+    "InvalidAggregatorCount": lambda a: (
+        f"aggregator count {a['count']} is outside the market's {a['minimum']}..{a['maximum']}; list that many in "
+        "--aggregators, or pass --aggregators auto"
+    ),
+    "DuplicateAggregator": lambda a: f"aggregator {a['aggregator']} is listed twice; name each aggregator once",
+    "InvalidOutputLength": lambda a: (
+        f"the query has {a['length']} output coordinates, but the market takes at most {a['maximum']}; "
+        "use fewer bins or terms"
+    ),
+    "InvalidOwnerBounds": lambda a: (
+        f"owner bounds min {a['minOwners']} and max {a['maxOwners']} are invalid; "
+        "pass 1 <= --min-owners <= --max-owners"
+    ),
+    "EncodedBoundTooLarge": lambda a: (
+        f"max owners {a['maxOwners']} x one owner's largest encoded value {a['maxAbsEncoded']} reaches 2^62; "
+        "lower --max-owners, narrow the clip or lower the fractional bits"
+    ),
+    "ZeroEncodedBound": lambda a: (
+        "every clip bound of the query rounds to 0 at its fractional bits; widen the clip or raise the fractional bits"
+    ),
     "WrongPayment": lambda a: f"payment {_ether(a['sent'])} differs from the required escrow {_ether(a['required'])}",
     "DeadlinePassed": lambda a: (
         f"the deadline of query {a['queryId']} passed at {_when(a['deadline'])} (chain time {_when(a['now_'])})"

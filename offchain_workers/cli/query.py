@@ -13,19 +13,41 @@ import math
 from typing import Any
 
 from pmsr_chain.errors import InvalidInputError
-from pmsr_chain.types import QueryInfo, QueryStatus
+from pmsr_chain.types import UINT40_MAX, UINT96_MAX, QueryInfo, QueryStatus
 from pmsr_chain.units import format_ether
 
 from offchain_workers.budget import format_epsilon
+from offchain_workers.encoding import MAX_FRACTIONAL_BITS
+from offchain_workers.spec import MAX_CONTRIBUTION_BOUND
 
 from .context import Context, parse_address
 from .errors import CliError, WaitInterruptedError
-from .options import add_command, add_group, amount, comma_list, duration, epsilon, positive_int
+from .options import (
+    add_command,
+    add_group,
+    amount_at_most,
+    bounded_int,
+    comma_list,
+    duration,
+    duration_at_most,
+    epsilon,
+    positive_int,
+)
 from .output import duration_option, format_table, format_time
+from .propose_checks import (
+    check_aggregator_list,
+    check_max_owners,
+    check_noise_room,
+    check_nonzero_encoding,
+    check_output_length,
+    check_window_limits,
+)
 
 __all__ = ["register"]
 
 DEFAULT_WINDOWS = {"accept": 120, "submit": 300, "commit": 300, "reveal": 300}
+# No query deadline lies beyond 2^40 - 1 seconds after 1970, so no longer wait is needed.
+_timeout = duration_at_most(UINT40_MAX, "no query deadline lies further ahead")
 # A 95% confidence interval spans this many standard errors on each side (normal approximation).
 Z_95 = 1.959964
 
@@ -47,16 +69,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     source.add_argument("--clip", help="range of one row's values: LOW:HIGH (for ols also NAME=LOW:HIGH,...)")
     source.add_argument("--filter", dest="row_filter", metavar="EXPR", help="use only the rows matching EXPR")
     source.add_argument("--no-intercept", dest="intercept", action="store_false", help="ols without an intercept")
-    source.add_argument("--contribution-bound", type=positive_int, default=1, metavar="ROWS",
+    source.add_argument("--contribution-bound", type=bounded_int(1, MAX_CONTRIBUTION_BOUND), default=1, metavar="ROWS",
                         help="most rows one owner contributes (default 1)")
-    source.add_argument("--fractional-bits", type=int, default=16, metavar="F",
+    source.add_argument("--fractional-bits", type=bounded_int(0, MAX_FRACTIONAL_BITS), default=16, metavar="F",
                         help="fixed-point scale 2^F of the encoding (default 16)")
     source.add_argument("--epsilon", type=epsilon, help="differential privacy epsilon, e.g. 1.0")
     source.add_argument("--exact", action="store_true", help="no DP noise (owners must allow exact queries)")
 
     market = propose.add_argument_group("market terms")
-    market.add_argument("--price", type=amount, default=0, help="payment per included owner (default 0)")
-    market.add_argument("--fee", type=amount, default=0, help="fee per aggregator (default 0)")
+    market_amount = amount_at_most(UINT96_MAX, "the market stores prices and fees as uint96")
+    market.add_argument("--price", type=market_amount, default=0, help="payment per included owner (default 0)")
+    market.add_argument("--fee", type=market_amount, default=0, help="fee per aggregator (default 0)")
     market.add_argument("--min-owners", type=positive_int, default=1, help="minimum number of owners for a result (default 1)")
     market.add_argument("--max-owners", type=positive_int, required=True, help="maximum number of owners paid for")
     market.add_argument("--aggregators", default="auto", metavar="auto|LIST",
@@ -68,19 +91,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                             help=f"time for the {name} step (default {duration_option(seconds)})")
     propose.add_argument("--wait", action="store_true", help="wait for the result and print it")
     propose.add_argument("--plot", metavar="FILE.png", help="with --wait, also draw the result (see `pmsr query result`)")
-    propose.add_argument("--timeout", type=duration, default=3600, metavar="DURATION",
+    propose.add_argument("--timeout", type=_timeout, default=3600, metavar="DURATION",
                          help="maximum wait with --wait (default 1h)")
 
     status = add_command(actions, common, "status", "show a query's phase, counts and deadlines", run_status)
     status.add_argument("query_id", type=_query_id, metavar="ID")
     status.add_argument("--wait", action="store_true", help="follow the query until it settles")
-    status.add_argument("--timeout", type=duration, default=3600, metavar="DURATION", help="maximum wait (default 1h)")
+    status.add_argument("--timeout", type=_timeout, default=3600, metavar="DURATION", help="maximum wait (default 1h)")
 
     result = add_command(actions, common, "result", "print a query's published result", run_result)
     result.add_argument("query_id", type=_query_id, metavar="ID")
     result.add_argument("--plot", metavar="FILE.png", help="draw the histogram, or the coefficients with 95%% intervals")
     result.add_argument("--wait", action="store_true", help="wait until the result is published")
-    result.add_argument("--timeout", type=duration, default=3600, metavar="DURATION", help="maximum wait (default 1h)")
+    result.add_argument("--timeout", type=_timeout, default=3600, metavar="DURATION", help="maximum wait (default 1h)")
 
     refund = add_command(actions, common, "refund", "take back the unused escrow of a settled query", run_refund)
     refund.add_argument("query_id", type=_query_id, metavar="ID")
@@ -178,10 +201,14 @@ def run_propose(context: Context, args: argparse.Namespace) -> int:
     if args.plot is not None and not args.wait:
         raise CliError("--plot draws the result, so it needs --wait")
     spec = _spec(args)
+    check_max_owners(args, spec)
     if args.min_owners > args.max_owners:
         raise CliError(f"--min-owners {args.min_owners} is above --max-owners {args.max_owners}")
+    check_nonzero_encoding(args, spec)
+    check_output_length(args, spec, context.market.max_output_length())
     now = context.chain_time()
     windows = _windows(args, now)
+    check_window_limits(windows, now, context.market.complaint_period())
     analyst = _analyst(context, signed=True)
     if args.aggregators == "auto":
         try:
@@ -190,6 +217,8 @@ def run_propose(context: Context, args: argparse.Namespace) -> int:
             raise CliError(f"{error} (--aggregator-count K sets how many)") from None
     else:
         aggregators = [parse_address(item, "aggregator address") for item in comma_list(args.aggregators)]
+        check_aggregator_list(aggregators)
+    check_noise_room(args, spec, len(aggregators))
 
     params = analyst.build_params(
         spec, price_per_owner=args.price, min_owners=args.min_owners, max_owners=args.max_owners,
