@@ -21,15 +21,16 @@ from typing import Any
 from eth_utils import keccak
 
 from pmsr_chain.errors import ContractRevertError
-from pmsr_chain.types import OwnerPolicy, QueryStatus, SubmissionState
+from pmsr_chain.types import UINT40_MAX, UINT96_MAX, OwnerPolicy, QueryStatus, SubmissionState
 from pmsr_chain.units import format_ether
 
 from offchain_workers.budget import format_epsilon
 
 from .context import Context
 from .errors import CliError, amount_option
-from .options import add_command, add_group, amount, comma_list, duration, epsilon, non_negative_int
-from .output import format_table, format_time
+from .options import add_command, add_group, amount, amount_at_most, comma_list, duration, epsilon, non_negative_int
+from .output import duration_option, floor_duration_option, format_table, format_time
+from .owner_data import read_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,8 @@ def _add_policy_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
     def note(text: str) -> str:
         return text if defaults else text.split(" (default")[0]
 
-    parser.add_argument("--min-price", type=amount, help=note("lowest price per query to join (default 0)"))
+    parser.add_argument("--min-price", type=amount_at_most(UINT96_MAX, "the market stores prices as uint96"),
+                        help=note("lowest price per query to join (default 0)"))
     parser.add_argument("--epsilon-budget", type=epsilon, metavar="EPSILON",
                         help=note(f"lifetime privacy budget, e.g. 10 (default {format_epsilon(DEFAULT_EPSILON_BUDGET)})"))
     parser.add_argument("--templates", type=comma_list, metavar="LIST",
@@ -203,19 +205,15 @@ def _template_names(mask: int) -> list[str]:
     return [name for name, template in TEMPLATES.items() if mask >> template.template_id & 1]
 
 
-def _dataset(path_text: str, columns: list[str] | None) -> tuple[Path, str]:
-    from offchain_workers.tables import load_table
-
-    path = Path(path_text).expanduser().resolve()
-    table = load_table(path)
-    if len(table) == 0:
-        raise CliError(f"data file {path} has no rows; an owner needs at least one row")
-    for column in columns or ():
-        if column not in table.columns:
-            raise CliError(
-                f"column {column!r} in --columns is not in {path} (columns: {', '.join(map(str, table.columns))})"
-            )
-    return path, "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+def _check_expiry(expiry: int, now: int) -> None:
+    """Raise when the policy would end now, or after the latest time the market stores (uint40)."""
+    if expiry <= 0:
+        raise CliError(f"--expiry {expiry}s ends the policy now; pass a duration such as 30d")
+    if now + expiry > UINT40_MAX:
+        raise CliError(
+            f"invalid --expiry {duration_option(expiry)}: it ends the policy past 2^40 - 1 seconds after 1970, the "
+            f"latest time the market stores; the largest --expiry now is {floor_duration_option(UINT40_MAX - now)}"
+        )
 
 
 def _dataset_commitment(path: Path, salt: bytes) -> bytes:
@@ -247,7 +245,8 @@ def _policy_lines(policy: OwnerPolicy, now: int) -> list[str]:
 
 
 def run_register(context: Context, args: argparse.Namespace) -> int:
-    path, table_format = _dataset(args.data, args.columns)
+    dataset = read_dataset(args.data, args.columns)
+    path = dataset.path
     market = context.market
     address = context.address
     info = market.owner_info(address)
@@ -264,8 +263,7 @@ def run_register(context: Context, args: argparse.Namespace) -> int:
         )
     now = context.chain_time()
     expiry = DEFAULT_EXPIRY_SECONDS if args.expiry is None else args.expiry
-    if expiry <= 0:
-        raise CliError(f"--expiry {expiry}s ends the policy now; pass a duration such as 30d")
+    _check_expiry(expiry, now)
     policy = OwnerPolicy(
         min_price_per_query=args.min_price or 0,
         epsilon_budget=DEFAULT_EPSILON_BUDGET if args.epsilon_budget is None else args.epsilon_budget,
@@ -279,7 +277,8 @@ def run_register(context: Context, args: argparse.Namespace) -> int:
     context.check(call, f"registering with stake {format_ether(stake)}")
 
     record = OwnerRecord(
-        address=address, chain_id=context.chain_id, market=market.address, dataset=path, dataset_format=table_format,
+        address=address, chain_id=context.chain_id, market=market.address, dataset=path,
+        dataset_format=dataset.table_format,
         commitment_salt=salt, dataset_commitment=commitment,
         allowed_columns=tuple(args.columns) if args.columns else None, max_epsilon_per_query=args.max_epsilon,
     )
@@ -302,13 +301,15 @@ def run_register(context: Context, args: argparse.Namespace) -> int:
         "policy": _policy_data(policy),
         "datasetCommitment": "0x" + commitment.hex(),
         "dataset": str(path),
+        "datasetRows": dataset.rows,
+        "datasetColumns": [column.to_json() for column in dataset.columns],
         "record": str(record_path),
         "transactionHash": receipt.transaction_hash,
     }
     context.output.result(
         data,
         "\n".join([f"Registered owner {address} with stake {format_ether(stake)}.", *_policy_lines(policy, now),
-                   f"data file:       {path} (stays on this machine)"]),
+                   f"data file:       {path} (stays on this machine)", *dataset.lines()]),
     )
     return 0
 
@@ -326,6 +327,8 @@ def run_policy(context: Context, args: argparse.Namespace) -> int:
     now = context.chain_time()
     record = OwnerRecord.load(context.settings.data_dir, address)
 
+    if args.expiry is not None:
+        _check_expiry(args.expiry, now)
     policy = info.policy
     updated = replace(
         policy,
@@ -335,10 +338,8 @@ def run_policy(context: Context, args: argparse.Namespace) -> int:
         allow_exact=policy.allow_exact if args.allow_exact is None else bool(args.allow_exact),
         expires_at=policy.expires_at if args.expiry is None else now + args.expiry,
     )
-    if args.expiry is not None and args.expiry <= 0:
-        raise CliError(f"--expiry {args.expiry}s ends the policy now; pass a duration such as 30d")
     if record is not None and args.columns is not None:
-        _dataset(str(record.dataset), args.columns)
+        read_dataset(str(record.dataset), args.columns)
     local_changed = args.columns is not None or args.max_epsilon is not None
     if local_changed and record is None:
         raise CliError(
