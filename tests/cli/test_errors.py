@@ -9,6 +9,7 @@ nonces and files it could have touched.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -259,6 +260,187 @@ def test_spec_file_with_invalid_field(market: Market) -> None:
 
     assert_one_line_error(result, str(path), "fractionalBits = 99", "between 0 and 62")
     assert (market.account("analyst"), market.query_count()) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# Out-of-range flags of `query propose`, `owner register` and `owner policy`, and the column kinds
+# that `owner register` reports
+
+# Flags every proposal below needs besides its own; two aggregators are registered.
+_PROPOSE = ("query", "propose", "--keystore", "analyst", "--aggregator-count", "2")
+
+
+def _propose_state(market: Market) -> tuple[tuple[int, int], int]:
+    return market.account("analyst"), market.query_count()
+
+
+def test_max_owners_above_uint32(market: Market) -> None:
+    before = _propose_state(market)
+
+    result = market.run(*_PROPOSE, "--template", "count", "--exact", "--max-owners", "99999999999999")
+
+    assert_one_line_error(result, "--max-owners 99999999999999", "largest accepted is 4294967295", "uint32")
+    assert "clip" not in result.stderr
+    assert _propose_state(market) == before
+
+
+def test_max_owners_above_encoded_bound(market: Market) -> None:
+    sum_flags = ("--template", "sum", "--columns", "wage", "--clip", "0:1e9", "--exact")
+    # One owner's value encodes to at most 1e9 * 2^16, and max owners times that must stay below 2^62.
+    largest = (2**62 - 1) // (10**9 * 2**16)
+    before = _propose_state(market)
+
+    result = market.run(*_PROPOSE, *sum_flags, "--max-owners", str(largest + 1))
+
+    assert_one_line_error(result, f"--max-owners {largest + 1}", f"largest accepted for this query is {largest}",
+                          "--clip '0:1e9'", "--fractional-bits 16", "2^62")
+    assert _propose_state(market) == before
+    accepted = market.run(*_PROPOSE, *sum_flags, "--max-owners", str(largest), "--json")
+    assert accepted.status == 0, accepted
+    assert market.query_count() == before[1] + 1
+
+
+def test_max_owners_above_bound_of_spec_file(market: Market) -> None:
+    spec = {
+        "version": 1, "template": "sum", "params": {"column": "wage"}, "schema": ["sum(wage)"], "clip": [["0", "1000000000"]],
+        "fractionalBits": 16, "contributionBound": 1, "epsilon": 0, "exact": True, "postprocess": "sum",
+    }
+    path = market.work_dir / "wide-spec.json"
+    path.write_text(json.dumps(spec))
+    before = _propose_state(market)
+
+    result = market.run(*_PROPOSE, "--spec", str(path), "--max-owners", "1000000")
+
+    assert_one_line_error(result, "--max-owners 1000000", "largest accepted for this query is 70368", str(path))
+    assert _propose_state(market) == before
+
+
+def test_accept_window_beyond_uint40(market: Market) -> None:
+    before = _propose_state(market)
+    now = market.w3.eth.get_block("latest")["timestamp"]
+    # The reveal deadline is now + accept + submit + complaint period (5s) + commit + reveal windows.
+    room = 2**40 - 1 - now - 5 - 3 * 300
+
+    result = market.run(*_PROPOSE, "--template", "count", "--exact", "--max-owners", "2",
+                        "--accept-window", "99999999999d")
+
+    assert_one_line_error(result, "--accept-window 99999999999d", "2^40 - 1 seconds", "largest --accept-window is")
+    assert "accept_deadline" not in result.stderr
+    largest_days = int(result.error_lines[0].rsplit(" ", 1)[1].removesuffix("d"))
+    # The chain clock may tick between the two reads.
+    assert largest_days in (room // 86400, (room - 60) // 86400)
+    assert _propose_state(market) == before
+
+
+def test_bins_with_huge_number(market: Market) -> None:
+    before = _propose_state(market)
+
+    for bins, position in (("0:1e400:4", "STOP"), ("0,1e400", "edge 2")):
+        result = market.run(*_PROPOSE, "--template", "histogram", "--columns", "wage", "--bins", bins,
+                            "--epsilon", "1", "--max-owners", "2")
+
+        assert_one_line_error(result, f"--bins '{bins}'", position, "at most 64", "between -1e63 and 1e63")
+        assert re.search(r"[0-9]{70}", result.stderr) is None, result.stderr
+    assert _propose_state(market) == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragments", "status"),
+    [
+        (("--template", "count", "--exact", "--price", "1000000000000ether"),
+         ("--price", "'1000000000000ether'", "79228162514.264337593543950335ether", "uint96"), 2),
+        (("--template", "count", "--exact", "--fractional-bits", "99"), ("--fractional-bits", "'99'", "0 to 62"), 2),
+        (("--template", "count", "--exact", "--contribution-bound", "0"),
+         ("--contribution-bound", "'0'", "1 to 1000000"), 2),
+        (("--template", "count", "--epsilon", "1e300"), ("--epsilon", "'1e300'", "exponent"), 2),
+        (("--template", "count", "--epsilon", "200"), ("--epsilon 200", "largest accepted epsilon 100"), 1),
+        (("--template", "count", "--exact", "--timeout", "99999999999999999999d"),
+         ("--timeout", "'99999999999999999999d'", "largest accepted is 12725829d"), 2),
+        (("--template", "sum", "--columns", "wage", "--clip", "0:1e30", "--exact"),
+         ("--clip '0:1e30'", "2^62", "at most 70368744177663"), 1),
+        (("--template", "sum", "--columns", "wage", "--clip", "0:0.0000001", "--exact"),
+         ("--clip '0:0.0000001'", "rounds to 0", "--fractional-bits 23 or more"), 1),
+        (("--template", "ols", "--columns", "wage,education", "--clip", "0:1e12", "--exact"),
+         ("--clip '0:1e12'", "largest product, 1.00e+24", "at most 70368744177663"), 1),
+        (("--template", "histogram", "--columns", "wage", "--bins", "5,1", "--exact"),
+         ("--bins '5,1'", "strictly increasing"), 1),
+        (("--template", "count", "--exact", "--filter", "wage >>> 3"), ("--filter 'wage >>> 3'", "position 6"), 1),
+        (("--template", "count", "--epsilon", "0.000001", "--fractional-bits", "40"),
+         ("--epsilon 0.000001", "--fractional-bits 40", "wrap", "raise --epsilon"), 1),
+        (("--template", "count", "--exact", "--submit-window", "99999999999d"),
+         ("--submit-window 99999999999d", "largest --submit-window is"), 1),
+    ],
+    ids=["price", "fractional-bits", "contribution-bound", "epsilon-exponent", "epsilon-above-100", "timeout",
+         "clip-wide", "clip-rounds-to-zero", "ols-clip-products", "bins-decreasing", "filter", "noise-wraps",
+         "submit-window"],
+)
+def test_propose_flag_out_of_range(
+    market: Market, flags: tuple[str, ...], fragments: tuple[str, ...], status: int
+) -> None:
+    before = _propose_state(market)
+
+    result = market.run(*_PROPOSE, "--max-owners", "2", *flags)
+
+    assert_one_line_error(result, *fragments, status=status)
+    assert "invalid spec field" not in result.stderr
+    assert _propose_state(market) == before
+
+
+def test_epsilon_budget_beyond_uint64(market: Market) -> None:
+    table = market.work_dir / "owner.csv"
+    policy = market.ok("owner", "policy", "--keystore", "alice", "--json").json()["policy"]
+    before = market.account("analyst"), market.account("alice"), file_state(market.data_dir)
+
+    exponent = market.run("owner", "register", "--keystore", "analyst", "--data", str(table),
+                          "--epsilon-budget", "1e300")
+    too_large = market.run("owner", "policy", "--keystore", "alice", "--epsilon-budget", "99999999999999999")
+
+    assert_one_line_error(exponent, "--epsilon-budget", "'1e300'", "exponent notation", "18446744073709.551615",
+                          status=2)
+    assert_one_line_error(too_large, "--epsilon-budget", "'99999999999999999'", "largest accepted is 18446744073709.551615",
+                          status=2)
+    assert (market.account("analyst"), market.account("alice"), file_state(market.data_dir)) == before
+    assert market.ok("owner", "policy", "--keystore", "alice", "--json").json()["policy"] == policy
+
+
+def test_policy_expiry_beyond_uint40(market: Market) -> None:
+    table = market.work_dir / "owner.csv"
+    before = market.account("analyst"), market.account("alice"), file_state(market.data_dir)
+
+    register = market.run("owner", "register", "--keystore", "analyst", "--data", str(table), "--expiry", "99999999999d")
+    policy = market.run("owner", "policy", "--keystore", "alice", "--expiry", "99999999999d")
+    min_price = market.run("owner", "policy", "--keystore", "alice", "--min-price", "1000000000000ether")
+
+    for result in (register, policy):
+        assert_one_line_error(result, "--expiry 99999999999d", "2^40 - 1 seconds", "largest --expiry now is")
+        assert "expires_at" not in result.stderr
+    assert_one_line_error(min_price, "--min-price", "'1000000000000ether'", "uint96", status=2)
+    assert (market.account("analyst"), market.account("alice"), file_state(market.data_dir)) == before
+
+
+def test_register_lists_column_kinds(market: Market) -> None:
+    table = market.work_dir / "mixed.csv"
+    # One value of education is not a number, so the whole column reads as text.
+    table.write_text("wage,education,region,member\n640,14,south,true\n700,unknown,,false\n810,12,west,true\n")
+    for name in ("mixed-json", "mixed-text"):
+        market.ok("wallet", "new", name, "--light-kdf")
+        market.ok("wallet", "fund", name, "1ether", "--dev-account", "0")
+
+    as_json = market.ok("owner", "register", "--keystore", "mixed-json", "--data", str(table), "--json").json()
+    as_text = market.ok("owner", "register", "--keystore", "mixed-text", "--data", str(table)).stdout
+
+    assert as_json["datasetRows"] == 3
+    assert as_json["datasetColumns"] == [
+        {"name": "wage", "kind": "number", "missing": 0, "nonNumeric": 0},
+        {"name": "education", "kind": "text", "missing": 0, "nonNumeric": 1},
+        {"name": "region", "kind": "text", "missing": 1, "nonNumeric": 2},
+        {"name": "member", "kind": "other", "missing": 0, "nonNumeric": 0},
+    ]
+    assert "rows:            3" in as_text
+    assert ("columns:         wage (number), education (text, 1 of 3 values are not numbers), "
+            "region (text, 1 missing), member (other)") in as_text
+    assert "ols terms need number columns" in as_text
+    assert "no query reads columns of kind other" in as_text
 
 
 def test_debug_shows_the_traceback(market: Market) -> None:
