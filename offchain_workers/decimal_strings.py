@@ -14,13 +14,13 @@ from fractions import Fraction
 
 from .errors import SpecError
 
-__all__ = ["parse_decimal", "format_decimal", "is_canonical_integer"]
+__all__ = ["MAX_DECIMAL_LENGTH", "parse_decimal", "format_decimal", "is_canonical_integer"]
 
 _CANONICAL_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?")
 _CANONICAL_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 
 # Maximum length of a decimal string, which keeps exact arithmetic on spec values cheap.
-_MAX_DECIMAL_LENGTH = 64
+MAX_DECIMAL_LENGTH = 64
 
 
 def parse_decimal(text: object, field: str) -> Fraction:
@@ -33,7 +33,7 @@ def parse_decimal(text: object, field: str) -> Fraction:
         raise SpecError(
             field, text, f"expected a decimal string such as \"1.5\", got {type(text).__name__}; JSON floats are not allowed"
         )
-    if len(text) > _MAX_DECIMAL_LENGTH or _CANONICAL_DECIMAL.fullmatch(text) is None or text == "-0":
+    if len(text) > MAX_DECIMAL_LENGTH or _CANONICAL_DECIMAL.fullmatch(text) is None or text == "-0":
         raise SpecError(
             field,
             text,

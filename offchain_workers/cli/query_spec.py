@@ -17,7 +17,7 @@ from typing import Any
 
 from offchain_workers.budget import format_epsilon
 from offchain_workers.canonical_json import MAX_DOCUMENT_BYTES
-from offchain_workers.decimal_strings import _MAX_DECIMAL_LENGTH as MAX_NUMBER_CHARACTERS
+from offchain_workers.decimal_strings import MAX_DECIMAL_LENGTH as MAX_NUMBER_CHARACTERS
 from offchain_workers.decimal_strings import format_decimal
 from offchain_workers.encoding import MAX_FRACTIONAL_BITS
 from offchain_workers.errors import SpecError
@@ -193,7 +193,7 @@ def _ols_bounds(clip: str | None, names: list[str], dummies: set[str]) -> dict[s
 
 
 def _ols_spec_arguments(
-    columns: list[str], clip: str | None, bound: int, intercept: bool
+    columns: list[str], clip: str | None, bound: int, intercept: bool, standardize: bool = False
 ) -> tuple[dict[str, Any], list[tuple[Fraction, Fraction]]]:
     if len(columns) < (1 if intercept else 2):
         raise CliError("ols needs --columns RESPONSE,TERM,...: the response first, then the regressors")
@@ -204,6 +204,8 @@ def _ols_spec_arguments(
     names = [_term_name(response), *(_term_name(term) for term in terms)]
     dummies = {_term_name(term) for term in terms if "level" in term}
     bounds = _ols_bounds(clip, names, dummies)
+    if standardize:
+        bounds = _standardize(response, terms, bounds, intercept)
 
     regressors = [bounds[_term_name(term)] for term in terms]
     if intercept:
@@ -219,6 +221,60 @@ def _ols_spec_arguments(
     owner_clip = [_owner_range(low, high, bound) for low, high in clip_pairs]
     params = {"intercept": intercept, "response": response, "terms": terms}
     return params, owner_clip
+
+
+def _standardize(
+    response: dict[str, Any], terms: list[dict[str, Any]], bounds: dict[str, tuple[Fraction, Fraction]], intercept: bool
+) -> dict[str, tuple[Fraction, Fraction]]:
+    """Map each numeric term whose column range is known onto [-1, 1], in place, and return the new term ranges.
+
+    A DP query adds the same noise to every statistic. One statistic of large magnitude, such as x^4
+    for x up to 60, therefore forces noise that drowns the small ones. Standardized terms keep every
+    statistic within 1 per row. The range of `COLUMN` (power 1) gives the centre and scale of every
+    power of that column. A term is centred only where the model keeps the result the same
+    regression: an intercept, and every lower power of the column. The analyst still gets
+    coefficients of the unstandardized terms.
+    """
+    ranges = dict(bounds)
+    base_ranges = {
+        (term["column"], term["transform"]): bounds[_term_name(term)]
+        for term in [response, *terms]
+        if "level" not in term and term["power"] == 1
+    }
+    powers: dict[tuple[str, str], set[int]] = {}
+    for term in terms:
+        if "level" not in term:
+            powers.setdefault((term["column"], term["transform"]), set()).add(term["power"])
+
+    for term in [response, *terms]:
+        if "level" in term:
+            continue
+        key = (term["column"], term["transform"])
+        if key not in base_ranges:
+            continue
+        low, high = base_ranges[key]
+        center, scale = (low + high) / 2, (high - low) / 2
+        if scale <= 0:
+            continue
+        if term is response:
+            centred = intercept and term["power"] == 1
+        else:
+            centred = intercept and set(range(1, term["power"])) <= powers.get(key, set())
+        if not centred:
+            center, scale = Fraction(0), max(abs(low), abs(high))
+        name = _term_name(term)
+        if center != 0:
+            term["center"] = format_decimal(center, "--clip")
+        term["scale"] = format_decimal(scale, "--clip")
+        ranges[name] = _power_range((low - center) / scale, (high - center) / scale, term["power"])
+    return ranges
+
+
+def _power_range(low: Fraction, high: Fraction, power: int) -> tuple[Fraction, Fraction]:
+    ends = (low**power, high**power)
+    if power % 2 == 0 and low < 0 < high:
+        return Fraction(0), max(ends)
+    return min(ends), max(ends)
 
 
 def _largest_fractional_bits(magnitude: Fraction) -> int | None:
@@ -362,7 +418,7 @@ def spec_from_flags(
             if template == "mean":
                 owner_pairs.append((Fraction(0), Fraction(bound)))
     else:
-        params, owner_pairs = _ols_spec_arguments(columns, clip, bound, intercept)
+        params, owner_pairs = _ols_spec_arguments(columns, clip, bound, intercept, standardize=not exact)
     _check_encoding(template, owner_pairs, clip, fractional_bits, bound)
     owner_clip: Any = _clip_strings(owner_pairs, clip)
     if template in ("count", "histogram"):
