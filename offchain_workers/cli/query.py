@@ -66,7 +66,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     source.add_argument("--columns", type=comma_list, metavar="LIST",
                         help="column(s) the template reads; for ols the response first, e.g. log(wage),education,race=black")
     source.add_argument("--bins", help="histogram edges: 0,250,500 or START:STOP:COUNT")
-    source.add_argument("--clip", help="range of one row's values: LOW:HIGH (for ols also NAME=LOW:HIGH,...)")
+    source.add_argument("--clip", help="range of one row's values: LOW:HIGH (for ols also NAME=LOW:HIGH,...); "
+                                       "a DP ols query maps each term onto [-1, 1] with it")
     source.add_argument("--filter", dest="row_filter", metavar="EXPR", help="use only the rows matching EXPR")
     source.add_argument("--no-intercept", dest="intercept", action="store_false", help="ols without an intercept")
     source.add_argument("--contribution-bound", type=bounded_int(1, MAX_CONTRIBUTION_BOUND), default=1, metavar="ROWS",
