@@ -13,6 +13,7 @@ post-processing converts the coefficients and their covariance back to the unsta
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -69,13 +70,19 @@ class NumericTerm:
     def standardized(self) -> bool:
         return self.center is not None or self.scale is not None
 
-    @property
+    # Cached because every owner's map reads them. `cached_property` stores the value in the
+    # instance's __dict__ directly, which a frozen dataclass allows.
+    @functools.cached_property
     def center_value(self) -> Fraction:
         return Fraction(0) if self.center is None else parse_decimal(self.center, "center")
 
-    @property
+    @functools.cached_property
     def scale_value(self) -> Fraction:
         return Fraction(1) if self.scale is None else parse_decimal(self.scale, "scale")
+
+    @functools.cached_property
+    def _shift(self) -> tuple[float, float]:
+        return float(self.center_value), float(self.scale_value)
 
     @property
     def raw(self) -> NumericTerm:
@@ -101,7 +108,8 @@ class NumericTerm:
         with np.errstate(divide="ignore", invalid="ignore"):
             base = TRANSFORMS[self.transform](column)
         if self.standardized:
-            base = (base - float(self.center_value)) / float(self.scale_value)
+            center, scale = self._shift
+            base = (base - center) / scale
         return base**self.power
 
 
