@@ -166,8 +166,9 @@ def discrete_laplace_variance(scale: float) -> float:
     """Return the variance of discrete Laplace noise of `scale`: 2e^(-1/scale) / (1 - e^(-1/scale))^2."""
     if scale <= 0:
         return 0.0
-    decay = math.exp(-1.0 / scale)
-    return 2.0 * decay / (1.0 - decay) ** 2
+    # expm1 keeps 1 - e^(-1/scale) accurate when the scale is large and e^(-1/scale) rounds to 1.
+    gap = -math.expm1(-1.0 / scale)
+    return 2.0 * math.exp(-1.0 / scale) / gap**2
 
 
 def result_noise_sd(spec: QuerySpec, aggregators: int) -> float:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offchain_workers import datasets
-from offchain_workers.dp import make_noise, noise_spread, result_noise_sd
+from offchain_workers.dp import discrete_laplace_variance, make_noise, noise_spread, result_noise_sd
 from offchain_workers.errors import SpecError
 from offchain_workers.mapping import map_owner_values, postprocess
 from offchain_workers.spec import build_spec
@@ -187,3 +187,15 @@ def test_noise_spread_of_published_n(workers):
     spread, failures = noise_spread(exact, 3, values, lambda vector: vector[:2], seed=11)
     assert spread.tolist() == [0.0, 0.0]
     assert failures == 0
+
+
+@pytest.mark.parametrize("scale", [1e6, 1e12, 1e17, 1e20])
+def test_discrete_laplace_variance_at_large_scales(scale):
+    # Far above 1 the discrete Laplace variance approaches the continuous one, 2 * scale^2.
+    assert discrete_laplace_variance(scale) == pytest.approx(2 * scale**2, rel=1e-6)
+
+
+def test_result_noise_sd_at_tiny_epsilon():
+    spec = datasets.wage_equation_spec(20, epsilon_millionths=1)
+    expected = math.sqrt(3 * 2) * float(spec.l1_sensitivity) * 1_000_000
+    assert result_noise_sd(spec, 3) == pytest.approx(expected, rel=1e-6)
