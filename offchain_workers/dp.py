@@ -15,14 +15,12 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from collections.abc import Callable
-
 import numpy as np
 import opendp.prelude as opendp
 from numpy.typing import ArrayLike, NDArray
 
 from .budget import MILLIONTHS_PER_EPSILON
-from .errors import PrivacyError, TemplateError
+from .errors import PrivacyError
 from .spec import QuerySpec
 
 __all__ = [
@@ -36,7 +34,6 @@ __all__ = [
     "check_noise_headroom",
     "discrete_laplace_variance",
     "result_noise_sd",
-    "noise_spread",
 ]
 
 logger = logging.getLogger(__name__)
@@ -180,41 +177,6 @@ def result_noise_sd(spec: QuerySpec, aggregators: int) -> float:
         return 0.0
     variance = aggregators * discrete_laplace_variance(noise_scale(spec))
     return math.sqrt(variance) / 2**spec.fractional_bits
-
-
-def noise_spread(
-    spec: QuerySpec,
-    aggregators: int,
-    values: ArrayLike,
-    statistic: Callable[[NDArray[np.float64]], NDArray[np.float64]],
-    *,
-    draws: int = 200,
-    seed: int | None = None,
-) -> tuple[NDArray[np.float64], int]:
-    """Estimate how much the DP noise moves `statistic` of a published vector.
-
-    Each of `draws` rounds adds fresh noise of the published kind to `values`: K Laplace draws per
-    coordinate, continuous here as an approximation of the discrete ones. Returns the standard
-    deviation of `statistic` over the rounds, and the number of rounds where `statistic` raised
-    `TemplateError`. This reads only public numbers, so it spends no privacy; the draws are a
-    simulation and need no CSPRNG.
-    """
-    base = np.asarray(values, dtype=np.float64)
-    if spec.exact:
-        return np.zeros_like(np.asarray(statistic(base), dtype=np.float64)), 0
-    scale = noise_scale(spec) / 2**spec.fractional_bits
-    generator = np.random.default_rng(seed)
-    results = []
-    failures = 0
-    for _ in range(draws):
-        noise = generator.laplace(0.0, scale, size=(aggregators, len(base))).sum(axis=0)
-        try:
-            results.append(np.asarray(statistic(base + noise), dtype=np.float64))
-        except TemplateError:
-            failures += 1
-    if len(results) < 2:
-        raise PrivacyError(f"the statistic failed on {failures} of {draws} noise draws, so its spread is unknown")
-    return np.std(np.stack(results), axis=0, ddof=1), failures
 
 
 def _build_measurement(scale: float) -> opendp.Measurement:

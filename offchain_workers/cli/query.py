@@ -389,20 +389,40 @@ def _result_text(result: Any) -> str:
             rows.append([label, f"{count:.2f}", bar])
         body = format_table(["BIN", "COUNT", ""], rows)
     elif template == "ols" and "coefficients" in output:
-        errors = output.get("standard_errors") or {}
-        rows = []
-        for name, value in output["coefficients"].items():
-            error = errors.get(name)
-            interval = (f"[{value - Z_95 * error:.6g}, {value + Z_95 * error:.6g}]"
-                        if error is not None and math.isfinite(error) else "-")
-            rows.append([name, f"{value:.6g}", f"{error:.6g}" if error is not None else "-", interval])
-        body = format_table(["TERM", "COEFFICIENT", "STD ERROR", "95% INTERVAL"], rows)
-        if output.get("r_squared") is not None:
-            body += f"\nR^2 = {output['r_squared']:.4f}, n = {output.get('n', 0):.0f}"
+        body = _regression_text(output)
     else:
         rows = [[key, f"{value:.6g}" if isinstance(value, float) else str(value)] for key, value in output.items()]
         body = format_table(["NAME", "VALUE"], rows)
     return f"{header}\n{body}"
+
+
+def _regression_text(output: dict[str, Any]) -> str:
+    """Format coefficients with standard errors, the DP noise on each when there is any, and 95% intervals.
+
+    With DP noise the interval combines the sampling error and the noise's standard deviation.
+    """
+    errors = output.get("standard_errors") or {}
+    noise = output.get("noise_standard_errors")
+    headers = ["TERM", "COEFFICIENT", "STD ERROR"] + (["DP NOISE SD"] if noise is not None else []) + ["95% INTERVAL"]
+    rows = []
+    for name, value in output["coefficients"].items():
+        error = errors.get(name)
+        spread = None if noise is None else noise.get(name)
+        total = math.hypot(error or 0.0, spread or 0.0) if error is not None or spread is not None else None
+        interval = (f"[{value - Z_95 * total:.6g}, {value + Z_95 * total:.6g}]"
+                    if total is not None and math.isfinite(total) else "-")
+        row = [name, f"{value:.6g}", f"{error:.6g}" if error is not None else "-"]
+        if noise is not None:
+            row.append(f"{spread:.6g}" if spread is not None else "-")
+        rows.append([*row, interval])
+    lines = [format_table(headers, rows)]
+    if output.get("r_squared") is not None:
+        lines.append(f"R^2 = {output['r_squared']:.4f}, n = {output.get('n', 0):.0f}")
+    if output.get("standard_errors") is None:
+        lines.append("no standard errors: the residual sum of squares is not positive (DP noise, or as many rows as terms)")
+    if output.get("warning"):
+        lines.append(f"warning: {output['warning']}")
+    return "\n".join(lines)
 
 
 def _plot(result: Any, path: str) -> None:

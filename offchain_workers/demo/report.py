@@ -212,6 +212,8 @@ def _regression_text(section: Mapping[str, Any], report: Mapping[str, Any]) -> s
         lines.append(_wrap(f"The secure regression could not be solved: {section['error']}"))
     if not section["exact"]:
         lines.append(_wrap(_regression_noise_text(section, report)))
+        if section.get("warning"):
+            lines.append(_wrap(f"WARNING: this DP regression is not reliable: {section['warning']}."))
     return "\n".join(lines)
 
 
@@ -219,25 +221,22 @@ def _regression_noise_text(section: Mapping[str, Any], report: Mapping[str, Any]
     k = section["aggregators_adding_noise"]
     text = (
         f"DP noise: each of the {k} aggregators added discrete Laplace noise of scale "
-        f"{section['noise_scale_per_aggregator']:,.4g} to every coordinate of X'X, X'y, y'y and n. That is the L1 "
-        f"sensitivity {section['l1_sensitivity']:,.4g} (the most one worker can add: every term was standardized "
-        f"to [-1, 1], so each of the {section['coordinates']} statistics gets at most 1 from a worker) divided by "
-        f"epsilon {report['epsilon']:g}. Each published statistic thus carries noise of standard deviation "
-        f"{section['noise_sd_per_coordinate']:,.4g}; the published n, for example, reads "
-        f"{section['published_n']:,.1f} for {_count(section['included_owners'])} owners."
+        f"{section['noise_scale_per_aggregator']:,.4g} to every coordinate of X'X, X'y, y'y and n. That scale is "
+        f"the L1 sensitivity {section['l1_sensitivity']:,.4g} divided by epsilon {report['epsilon']:g}. The "
+        f"sensitivity is the most one worker can add to the {section['coordinates']} statistics together: every "
+        "term was standardized to [-1, 1], so each statistic gets at most 1 from a worker (y'y and X'y slightly "
+        f"less, as log(wage) stays inside its range). Each published statistic thus carries noise of standard "
+        f"deviation {section['noise_sd_per_coordinate']:,.4g}. The published n, for example, reads "
+        f"{section['published_n']:,.1f} for {_count(section['included_owners'])} owners; the noise is a whole "
+        f"number of 2^-{section['fractional_bits']} steps, so n need not be whole."
     )
     if section.get("noise_sd") is not None:
         text += (
             " DP NOISE SD is how far that noise moves each coefficient, estimated by solving the published "
-            "statistics again with fresh noise of the same kind; expect DIFFERENCE within about two of it. STD ERROR "
-            "is the usual sampling error, which the noise does not include. More owners or a larger epsilon shrink "
-            "the noise; --epsilon 0 runs both queries exact."
-        )
-    raised = section.get("raised_eigenvalues") or 0
-    if raised:
-        text += (
-            f" The noise had pushed {raised} eigenvalue(s) of X'X below the noise level; they were raised to it "
-            "before solving (a ridge), which pulls the affected coefficients toward zero."
+            "statistics again with fresh noise of the same size; expect DIFFERENCE within about two DP NOISE SDs. "
+            "STD ERROR is the sampling error estimated from the noisy statistics, so it is noisy too; the "
+            "plaintext one is exact. More owners or a larger epsilon shrink the noise; --epsilon 0 runs both "
+            "queries exact."
         )
     return text
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import pandas as pd
 
 from pmsr_chain import ETHER
@@ -24,9 +23,8 @@ from pmsr_chain.errors import InvalidInputError
 from .. import datasets
 from ..analyst import QueryResult
 from ..budget import format_epsilon
-from ..dp import noise_scale, noise_spread, result_noise_sd
-from ..errors import PrivacyError, SingularMatrixError
-from ..mapping import postprocess
+from ..dp import noise_scale, result_noise_sd
+from ..errors import SingularMatrixError
 from ..owner.config import LocalPolicy
 from ..spec import QuerySpec
 from . import reference
@@ -48,8 +46,6 @@ DEFAULT_EPSILON_MILLIONTHS = 10_000_000
 # so a count's noise has a standard deviation of about 2.4 at this epsilon.
 DEFAULT_HISTOGRAM_EPSILON_MILLIONTHS = 1_000_000
 
-# Noise draws that estimate how far the DP noise moves each coefficient.
-NOISE_DRAWS = 400
 
 # Local policy of every worker's agent: these two templates, reading only these columns.
 OWNER_POLICY = LocalPolicy(
@@ -154,7 +150,9 @@ def _regression_section(
         section["l1_sensitivity"] = float(spec.l1_sensitivity)
         section["aggregators_adding_noise"] = aggregators
         if result.output is not None:
-            section["noise_sd"] = _coefficient_noise(result, spec, aggregators)
+            noise = result.output.get("noise_standard_errors") or {}
+            section["noise_sd"] = {name: noise[name] for name in reference.WAGE_TERMS} if noise else None
+            section["warning"] = result.output.get("warning")
     try:
         plain = reference.wage_regression(pooled)
     except SingularMatrixError as error:
@@ -175,24 +173,6 @@ def _regression_section(
             section["difference"] = difference
             section["max_abs_difference"] = max(abs(value) for value in difference.values())
     return section
-
-
-def _coefficient_noise(result: QueryResult, spec: QuerySpec, aggregators: int) -> dict[str, float] | None:
-    """Estimate the standard deviation the DP noise gives each coefficient, by re-noising the published statistics."""
-    noise_sd = result_noise_sd(spec, aggregators)
-
-    def coefficients(values: np.ndarray) -> np.ndarray:
-        solved = postprocess(spec, values, noise_sd=noise_sd)["coefficients"]
-        return np.array([solved[name] for name in reference.WAGE_TERMS])
-
-    try:
-        spread, failures = noise_spread(spec, aggregators, result.values, coefficients, draws=NOISE_DRAWS)
-    except PrivacyError as error:
-        logger.warning("query %d: cannot estimate the noise on the coefficients: %s", result.query_id, error)
-        return None
-    if failures:
-        logger.info("query %d: %d of %d noise draws left no solvable regression", result.query_id, failures, NOISE_DRAWS)
-    return {name: float(value) for name, value in zip(reference.WAGE_TERMS, spread)}
 
 
 def _histogram_section(result: QueryResult, pooled: pd.DataFrame, aggregators: int) -> dict[str, Any]:

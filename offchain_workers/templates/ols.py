@@ -24,7 +24,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ..decimal_strings import parse_decimal
-from ..errors import SpecError
+from ..errors import SpecError, TemplateError
 from ._axes import category_index
 from ._ols_solve import LeastSquaresFit, solve_normal_equations
 from ._params import read_bool, read_choice, read_int, read_list, read_object, read_string
@@ -359,20 +359,60 @@ class OlsTemplate(Template[OlsParams]):
         even be negative. Raising it to that floor (a ridge along the directions the noise
         swamps) always leaves a positive definite matrix, and when every eigenvalue is above the
         floor the statistics are used unchanged. Post-processing spends no privacy.
+
+        Besides the usual fields the result has `noise_standard_errors`, how far the noise moves
+        each coefficient, `raised_eigenvalues`, and a `warning` when the ridge was needed.
         """
-        xtx, xty, yty, n = _statistics(params, values)
-        floor = 2.0 * noise_sd * math.sqrt(len(xty))
-        eigenvalues, vectors = np.linalg.eigh(xtx)
-        raised = eigenvalues < floor
-        if floor > 0 and raised.any():
-            xtx = (vectors * np.maximum(eigenvalues, floor)) @ vectors.T
-        report = _report(params, _solve(params, xtx, xty, yty, n), n)
+        report, raised = _solve_noisy(params, values, noise_sd)
         if not report["residual_variance"]:
             # Noise on y'y can leave no residual at all, and standard errors of 0 would claim a perfect fit.
             report["standard_errors"] = None
             report["residual_variance"] = None
-        report["raised_eigenvalues"] = int(raised.sum()) if floor > 0 else 0
+        report["noise_standard_errors"] = _noise_spread(params, values, noise_sd)
+        report["raised_eigenvalues"] = raised
+        if raised:
+            report["warning"] = (
+                f"the DP noise swamped {raised} of the {len(report['regressors'])} directions of X'X, so they were "
+                "damped (a ridge): the coefficients are pulled toward zero by more than the standard errors and "
+                "noise estimates show. Use more owners or a larger epsilon for a usable fit"
+            )
         return report
+
+
+# Re-noised solves behind `noise_standard_errors`.
+NOISE_DRAWS = 400
+
+
+def _solve_noisy(params: OlsParams, values: NDArray[np.float64], noise_sd: float) -> tuple[dict[str, Any], int]:
+    xtx, xty, yty, n = _statistics(params, values)
+    floor = 2.0 * noise_sd * math.sqrt(len(xty))
+    eigenvalues, vectors = np.linalg.eigh(xtx)
+    raised = int((eigenvalues < floor).sum())
+    if raised:
+        xtx = (vectors * np.maximum(eigenvalues, floor)) @ vectors.T
+    return _report(params, _solve(params, xtx, xty, yty, n), n), raised
+
+
+def _noise_spread(params: OlsParams, values: NDArray[np.float64], noise_sd: float) -> dict[str, float] | None:
+    """Estimate each coefficient's standard deviation under the DP noise by solving re-noised statistics.
+
+    The draws are Gaussian with the noise's standard deviation: a sum of K Laplace noises is close
+    to it, and the spread of a coefficient depends mainly on the noise's variance. The draws only
+    simulate public noise, so they need no CSPRNG.
+    """
+    generator = np.random.default_rng()
+    draws = []
+    for _ in range(NOISE_DRAWS):
+        noisy = values + generator.normal(0.0, noise_sd, size=len(values))
+        try:
+            report, _ = _solve_noisy(params, noisy, noise_sd)
+        except TemplateError:
+            continue
+        draws.append([report["coefficients"][name] for name in report["regressors"]])
+    if len(draws) < 2:
+        return None
+    spread = np.std(np.array(draws), axis=0, ddof=1)
+    return dict(zip(params.raw_regressor_names, (float(value) for value in spread)))
 
 
 def _statistics(params: OlsParams, values: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float]:

@@ -70,11 +70,20 @@ def test_default_report_gives_coefficients_and_their_noise(default_run: Any) -> 
     assert "standardized to [-1, 1]" in text
 
 
+def test_small_dp_run_is_flagged_unreliable(default_run: Any) -> None:
+    # Forty workers give X'X eigenvalues below 1, far under the noise floor of about 24 at epsilon 10.
+    ols = default_run["ols"]
+    assert ols["raised_eigenvalues"] >= 1
+    assert "pulled toward zero" in ols["warning"]
+    assert "WARNING: this DP regression is not reliable" in wage_report(default_run)
+
+
 def test_weak_noise_coefficients_are_near_plaintext(weak_noise_run: Any) -> None:
     ols = weak_noise_run["ols"]
     assert ols["exact"] is False
     assert ols["error"] is None
     assert ols["raised_eigenvalues"] == 0
+    assert ols["warning"] is None
     for term in TERMS:
         spread = ols["noise_sd"][term]
         assert spread > 0, term
