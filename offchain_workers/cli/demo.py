@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -24,6 +25,9 @@ from .options import add_command, add_group, epsilon, positive_int
 __all__ = ["register"]
 
 logger = logging.getLogger(__name__)
+
+# Largest --seed: pandas and numpy take seeds below 2^32.
+MAX_SEED = 2**32 - 1
 
 
 def _owner_count(text: str) -> int | None:
@@ -76,7 +80,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     wages.add_argument("--owners", type=_owner_count, default=2_000, metavar="N|all",
                        help="number of workers taking part, or all 28,155 (default 2000)")
-    wages.add_argument("--seed", type=int, default=0, help="which workers are sampled (default 0)")
+    wages.add_argument("--seed", type=_seed, default=0, help="which workers are sampled (default 0)")
     wages.add_argument("--fleets", type=positive_int, default=2, metavar="P",
                        help="owner agent processes hosting the owners (default 2)")
     _add_common_options(wages, default_epsilon=None, default_text="10 for the regression, 1 for the histogram")
@@ -100,16 +104,45 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                           help="held-out images to vote on; the result has Q x 10 counts (default 100)")
     ensemble.add_argument("--rows-per-model", type=positive_int, default=120, metavar="N",
                           help="training images in each owner's shard (default 120)")
-    ensemble.add_argument("--seed", type=int, default=0, help="how the images are split (default 0)")
+    ensemble.add_argument("--seed", type=_seed, default=0, help="how the images are split (default 0)")
     _add_common_options(ensemble, default_epsilon="0")
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected a whole number") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"invalid seed {value}: pass 0..{MAX_SEED}")
+    return value
+
+
 def _check_plot(path: str | None) -> Path | None:
+    """Check --plot before the run, so a bad path does not waste a whole market run."""
     if path is None:
         return None
     if not path.lower().endswith(".png"):
         raise CliError(f"--plot {path!r} must name a .png file")
-    return Path(path).expanduser()
+    target = Path(path).expanduser().absolute()
+    if target.is_dir():
+        raise CliError(f"--plot {path!r} is a directory; name a .png file in it")
+    if not target.parent.is_dir():
+        raise CliError(f"--plot {path!r}: the directory {target.parent} does not exist; create it or choose another path")
+    if not os.access(target.parent, os.W_OK):
+        raise CliError(f"--plot {path!r}: the directory {target.parent} is not writable; choose another path")
+    return target
+
+
+def _work_dir(path: str) -> Path:
+    work_dir = Path(path).expanduser().resolve()
+    if work_dir.exists() and not work_dir.is_dir():
+        raise CliError(f"--workdir {path!r} is a file, not a directory; pass a directory (it is created if missing)")
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CliError(f"--workdir {path!r} cannot be created: {error.strerror or error}; choose another path") from None
+    return work_dir
 
 
 def _run(
@@ -121,8 +154,7 @@ def _run(
 ) -> int:
     plot = _check_plot(args.plot)
     if args.workdir is not None:
-        work_dir = Path(args.workdir).expanduser().resolve()
-        work_dir.mkdir(parents=True, exist_ok=True)
+        work_dir = _work_dir(args.workdir)
         keep = True
     else:
         work_dir = Path(tempfile.mkdtemp(prefix="pmsr-demo-"))

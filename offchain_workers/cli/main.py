@@ -2,14 +2,17 @@
 
 `main(argv)` parses the command, resolves the settings, runs the command's handler and turns any
 failure into one line on stderr with a non-zero exit status: 1 for a failed command, 2 for an
-invalid command line, 130 after Ctrl-C. `--debug` adds the traceback and debug logging.
+invalid command line, 130 after Ctrl-C and 143 after SIGTERM. `--debug` adds the traceback and
+debug logging.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import IO
@@ -63,6 +66,14 @@ def _print_error(stream: IO[str], message: str) -> None:
     stream.flush()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived. It unwinds like Ctrl-C, so every `with` block stops what it started."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `pmsr` command and return its exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -77,11 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_request.code or 0)
 
     handler = _configure_logging(stderr, debug)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         settings = resolve_settings(vars(options))
         context = Context(settings, Output(json_mode=settings.json, stdout=stdout, stderr=stderr))
         status = options.handler(context, options)
         return int(status or 0)
+    except Terminated:
+        _print_error(stderr, "terminated")
+        return 143
     except KeyboardInterrupt:
         _print_error(stderr, "interrupted")
         return 130
@@ -102,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         logging.getLogger().removeHandler(handler)
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 if __name__ == "__main__":

@@ -156,3 +156,26 @@ def test_plot_must_be_png() -> None:
     result = run_demo("wages", "--owners", "5", "--plot", "figure.jpg")
     assert result.status == 1
     assert "must name a .png file" in result.stderr
+
+
+def test_plot_directory_is_checked_first(tmp_path: Path) -> None:
+    result = run_demo("wages", "--owners", "5", "--plot", tmp_path / "missing" / "wages.png")
+    assert result.status == 1
+    assert "does not exist" in result.stderr
+    assert "==>" not in result.stderr
+
+
+def test_seed_out_of_range_is_a_usage_error() -> None:
+    result = run_demo("wages", "--seed", "-1")
+    assert result.status == 2
+    assert "invalid seed -1" in result.stderr
+
+
+def test_workdir_on_a_file_is_rejected(tmp_path: Path) -> None:
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    result = run_demo("wages", "--owners", "5", "--workdir", existing)
+    assert result.status == 1
+    assert "--workdir" in result.stderr
+    assert "is a file" in result.stderr
+    assert existing.read_text() == "keep me"
