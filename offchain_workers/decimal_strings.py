@@ -31,7 +31,7 @@ def parse_decimal(text: object, field: str) -> Fraction:
     """
     if not isinstance(text, str):
         raise SpecError(
-            field, text, f"expected a decimal string such as \"1.5\", got {type(text).__name__}; JSON floats are not allowed"
+            field, text, f"expected a decimal string such as \"1.5\", got {type(text).__name__}; write the number in quotes"
         )
     if len(text) > MAX_DECIMAL_LENGTH or _CANONICAL_DECIMAL.fullmatch(text) is None or text == "-0":
         raise SpecError(

@@ -22,6 +22,7 @@ from offchain_workers.decimal_strings import format_decimal
 from offchain_workers.encoding import MAX_FRACTIONAL_BITS
 from offchain_workers.errors import SpecError
 from offchain_workers.spec import ENCODED_SUM_LIMIT, MAX_EPSILON_MILLIONTHS, QuerySpec, build_spec
+from offchain_workers.templates.ols import MAX_SCALE, MAX_SCALE_TEXT, MIN_SCALE, MIN_SCALE_TEXT
 
 from .errors import CliError
 from .options import QUOTE_LIMIT, quoted
@@ -254,15 +255,24 @@ def _standardize(
             continue
         low, high = base_ranges[key]
         center, scale = (low + high) / 2, (high - low) / 2
+        name = _term_name(term)
         if scale <= 0:
-            continue
+            raise CliError(
+                f"--clip gives {name} the range {format_decimal(low)}:{format_decimal(high)}, which has no width; a DP "
+                "regression maps each term onto [-1, 1] by its range, so give LOW < HIGH"
+            )
         if term is response:
             centred = intercept and term["power"] == 1
         else:
             centred = intercept and set(range(1, term["power"])) <= powers.get(key, set())
         if not centred:
             center, scale = Fraction(0), max(abs(low), abs(high))
-        name = _term_name(term)
+        if not MIN_SCALE <= scale <= MAX_SCALE or abs(center) > MAX_SCALE:
+            raise CliError(
+                f"--clip gives {name} the range {format_decimal(low)}:{format_decimal(high)}; a DP regression maps "
+                f"each term onto [-1, 1] by its range, which needs a half-width between {MIN_SCALE_TEXT} and "
+                f"{MAX_SCALE_TEXT} and a midpoint within {MAX_SCALE_TEXT} of 0; rescale the column or narrow the range"
+            )
         if center != 0:
             term["center"] = format_decimal(center, "--clip")
         term["scale"] = format_decimal(scale, "--clip")

@@ -7,6 +7,7 @@ from fractions import Fraction
 import pytest
 
 from offchain_workers import datasets
+from offchain_workers.cli.errors import CliError
 from offchain_workers.cli.query_spec import spec_from_flags
 from offchain_workers.mapping import postprocess
 
@@ -62,3 +63,18 @@ def test_power_without_its_base_stays_raw() -> None:
     assert term.scale is None
     # Without experience itself the range of experience^2 cannot set a centre, so the term is left as it is.
     assert spec.schema[-3] == "Xty[experience^2,(log(wage)-6.9)/3]"
+
+
+@pytest.mark.parametrize(
+    ("clip", "message"),
+    [
+        ("log(wage)=3.9:9.9,experience=5:5,experience^2=0:3969,education=0:18", "has no width"),
+        ("log(wage)=3.9:9.9,experience=-1000000000000000:1000000000000000,experience^2=0:1,education=0:18",
+         "half-width between"),
+    ],
+)
+def test_dp_clip_that_cannot_standardize_names_the_range(clip: str, message: str) -> None:
+    with pytest.raises(CliError, match=message) as caught:
+        spec_from_flags(template="ols", columns=COLUMNS, bins=None, clip=clip, row_filter=None, contribution_bound=1,
+                        fractional_bits=30, epsilon=1_000_000, exact=False)
+    assert "--clip gives experience the range" in str(caught.value)
