@@ -210,6 +210,9 @@ def _regression_text(section: Mapping[str, Any], report: Mapping[str, Any]) -> s
                          f"2^-{section['fractional_bits']})")
     if section.get("error"):
         lines.append(_wrap(f"The secure regression could not be solved: {section['error']}"))
+    if section.get("plaintext_error"):
+        lines.append(_wrap(f"The plaintext regression on the same owners could not be solved either: "
+                           f"{section['plaintext_error']}"))
     if not section["exact"]:
         lines.append(_wrap(_regression_noise_text(section, report)))
         if section.get("warning"):

@@ -299,8 +299,14 @@ class DemoSession:
                     self.analyst.wait_for_result(state.query_id, timeout=0)
             slowest = min(states, key=lambda state: _PHASE_ORDER.index(state.phase))
             reached = names.index(QUERY_PHASES[slowest.phase])
+            submitted = sum(state.submitted for state in states)
+            detail = (f"{sum(s.accepted for s in states)}/{sum(s.aggregators for s in states)} accepts, "
+                      f"{sum(s.revealed for s in states)} reveals")
             # A phase shorter than one poll is still named, with the time it was seen for.
             while current < reached:
+                if progress is not None:
+                    # The closing line of a phase shows its final count.
+                    progress.update(submitted, detail)
                 current += 1
                 if names[current] == QUERY_PHASES["published"]:
                     break
@@ -309,9 +315,7 @@ class DemoSession:
             if slowest.phase == "published":
                 break
             if progress is not None:
-                submitted = sum(state.submitted for state in states)
-                progress.update(submitted, f"{sum(s.accepted for s in states)}/{sum(s.aggregators for s in states)} "
-                                           f"accepts, {sum(s.revealed for s in states)} reveals")
+                progress.update(submitted, detail)
             self.check_processes()
             if time.monotonic() >= deadline:
                 raise ResultTimeoutError(

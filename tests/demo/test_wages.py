@@ -63,6 +63,8 @@ def test_progress_goes_to_stderr(wages_run: DemoRun) -> None:
                   "==> publishing", "==> paying"):
         assert phase in wages_run.stderr
     assert "==>" not in wages_run.stdout
+    # The submitting phase closes with its final count: two queries, one submission per owner each.
+    assert f"{2 * OWNERS}/{2 * OWNERS}" in wages_run.stderr
 
 
 def test_secure_coefficients_match_plaintext(report: Any) -> None:
