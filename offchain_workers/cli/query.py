@@ -335,8 +335,10 @@ def _status_text(data: dict[str, Any]) -> str:
     now = data["chainTime"]
     template = template_by_id(data["templateId"]).name
     privacy = "exact (no noise)" if data["epsilon"] == 0 else f"epsilon {format_epsilon(data['epsilon'])}"
+    status = data["status"].lower()
+    phase = "" if data["phase"] == status else f" ({data['phase']})"
     lines = [
-        f"query {data['queryId']}: {data['status'].lower()} ({data['phase']})",
+        f"query {data['queryId']}: {status}{phase}",
         f"template:      {template}, {privacy}",
         f"analyst:       {data['analyst']}",
         f"price:         {format_ether(int(data['pricePerOwnerWei']))} per owner, "
@@ -345,13 +347,22 @@ def _status_text(data: dict[str, Any]) -> str:
         f"(min {data['minOwners']}, max {data['maxOwners']})",
         f"aggregators:   {data['accepted']}/{len(data['aggregators'])} accepted, {data['committed']} committed, "
         f"{data['revealed']} revealed",
-        f"accept until:  {format_time(data['acceptDeadline'], now)}",
-        f"submit until:  {format_time(data['submitDeadline'], now)}",
-        f"commit until:  {format_time(data['commitDeadline'], now)}",
-        f"reveal until:  {format_time(data['revealDeadline'], now)}",
-        f"escrow held:   {format_ether(int(data['escrowWei']))}",
     ]
+    if data["status"] in _SETTLED_STATUSES:
+        lines.append("deadlines:     none apply any more; the query is settled")
+    else:
+        lines += [
+            f"accept until:  {format_time(data['acceptDeadline'], now)}",
+            f"submit until:  {format_time(data['submitDeadline'], now)}",
+            f"commit until:  {format_time(data['commitDeadline'], now)}",
+            f"reveal until:  {format_time(data['revealDeadline'], now)}",
+        ]
+    lines.append(f"escrow held:   {format_ether(int(data['escrowWei']))}")
     return "\n".join(lines)
+
+
+# Statuses after which the query's deadlines no longer matter.
+_SETTLED_STATUSES = ("PUBLISHED", "CANCELLED", "FAILED")
 
 
 def run_status(context: Context, args: argparse.Namespace) -> int:

@@ -78,3 +78,4 @@ def test_dp_clip_that_cannot_standardize_names_the_range(clip: str, message: str
         spec_from_flags(template="ols", columns=COLUMNS, bins=None, clip=clip, row_filter=None, contribution_bound=1,
                         fractional_bits=30, epsilon=1_000_000, exact=False)
     assert "--clip gives experience the range" in str(caught.value)
+
