@@ -1,4 +1,4 @@
-"""The text of `pmsr query status`: the phase and the deadlines only where they say something."""
+"""The text of `pmsr query status`: the phase, and the deadlines only while the query runs."""
 
 from __future__ import annotations
 
