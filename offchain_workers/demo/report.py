@@ -238,7 +238,7 @@ def _regression_noise_text(section: Mapping[str, Any], report: Mapping[str, Any]
             " DP NOISE SD is how far that noise moves each coefficient, estimated by solving the published "
             "statistics again with fresh noise of the same size; expect DIFFERENCE within about two DP NOISE SDs. "
             "STD ERROR is the sampling error estimated from the noisy statistics, so it is noisy too; the "
-            "plaintext one is exact. More owners or a larger epsilon shrink the noise; --epsilon 0 runs both "
+            "plaintext one has no noise. More owners or a larger epsilon shrink the noise; --epsilon 0 runs both "
             "queries exact."
         )
     return text
