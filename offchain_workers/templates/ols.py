@@ -14,6 +14,7 @@ post-processing converts the coefficients and their covariance back to the unsta
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -364,6 +365,9 @@ class OlsTemplate(Template[OlsParams]):
         each coefficient, `raised_eigenvalues`, and a `warning` when the ridge was needed.
         """
         report, raised = _solve_noisy(params, values, noise_sd)
+        if report["r_squared"] is not None and not 0.0 <= report["r_squared"] <= 1.0:
+            # Noise on y'y can push R-squared out of [0, 1], where it means nothing.
+            report["r_squared"] = None
         if not report["residual_variance"]:
             # Noise on y'y can leave no residual at all, and standard errors of 0 would claim a perfect fit.
             report["standard_errors"] = None
@@ -373,8 +377,9 @@ class OlsTemplate(Template[OlsParams]):
         if raised:
             report["warning"] = (
                 f"the DP noise swamped {raised} of the {len(report['regressors'])} directions of X'X, so they were "
-                "damped (a ridge): the coefficients are pulled toward zero by more than the standard errors and "
-                "noise estimates show. Use more owners or a larger epsilon for a usable fit"
+                "damped (a ridge): the coefficients are biased, in unstandardized units not necessarily toward "
+                "zero, by more than the standard errors and noise estimates show. Use more owners or a larger "
+                "epsilon for a usable fit"
             )
         return report
 
@@ -398,9 +403,11 @@ def _noise_spread(params: OlsParams, values: NDArray[np.float64], noise_sd: floa
 
     The draws are Gaussian with the noise's standard deviation: a sum of K Laplace noises is close
     to it, and the spread of a coefficient depends mainly on the noise's variance. The draws only
-    simulate public noise, so they need no CSPRNG.
+    simulate public noise, so they need no CSPRNG. They are seeded from the published values, so
+    the same result always gives the same estimate.
     """
-    generator = np.random.default_rng()
+    seed = int.from_bytes(hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes()).digest()[:8], "little")
+    generator = np.random.default_rng(seed)
     draws = []
     for _ in range(NOISE_DRAWS):
         noisy = values + generator.normal(0.0, noise_sd, size=len(values))
