@@ -21,7 +21,7 @@ from offchain_workers.encoding import MAX_FRACTIONAL_BITS
 from offchain_workers.spec import MAX_CONTRIBUTION_BOUND
 
 from .context import Context, parse_address
-from .errors import CliError, WaitInterruptedError
+from .errors import CliError, Terminated, WaitInterruptedError
 from .options import (
     add_command,
     add_group,
@@ -280,11 +280,12 @@ def _wait(context: Context, analyst: Any, query_id: int, timeout: int) -> Any:
 
         try:
             return analyst.wait_for_result(query_id, timeout=timeout, progress=report)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             # The query and its escrow stay on-chain; tell the user how to pick it up again.
             raise WaitInterruptedError(
                 f"stopped waiting; query {query_id} is still on-chain: follow it with "
-                f"`pmsr query status {query_id} --wait`, or after its deadlines `pmsr query cancel {query_id}`"
+                f"`pmsr query status {query_id} --wait`, or after its deadlines `pmsr query cancel {query_id}`",
+                terminated=isinstance(interrupt, Terminated),
             ) from None
         except QueryCancelledError:
             raise CliError(
@@ -368,15 +369,19 @@ _SETTLED_STATUSES = ("PUBLISHED", "CANCELLED", "FAILED")
 def run_status(context: Context, args: argparse.Namespace) -> int:
     analyst = _analyst(context)
     info = _query_info(context, args.query_id)
+    status = 0
     if args.wait and info.status in (QueryStatus.PROPOSED, QueryStatus.OPEN):
         try:
             _wait(context, analyst, args.query_id, args.timeout)
         except CliError as error:
             context.output.notice(str(error))
+            # After Ctrl-C or SIGTERM the status is still printed, and the exit status reports that the wait stopped.
+            if isinstance(error, WaitInterruptedError):
+                status = error.exit_status
         info = _query_info(context, args.query_id)
     data = _status_data(context, analyst, args.query_id, info)
     context.output.result(data, lambda: _status_text(data))
-    return 0
+    return status
 
 
 # --------------------------------------------------------------------------------------------------
@@ -407,6 +412,15 @@ def _result_text(result: Any) -> str:
     return f"{header}\n{body}"
 
 
+def _coefficient_error(output: dict[str, Any], name: str) -> float | None:
+    """Return a coefficient's standard error, combined with its DP noise SD when the result is noisy."""
+    error = (output.get("standard_errors") or {}).get(name)
+    spread = (output.get("noise_standard_errors") or {}).get(name)
+    if error is None and spread is None:
+        return None
+    return math.hypot(error or 0.0, spread or 0.0)
+
+
 def _regression_text(output: dict[str, Any]) -> str:
     """Format coefficients with standard errors, the DP noise on each when there is any, and 95% intervals.
 
@@ -419,7 +433,7 @@ def _regression_text(output: dict[str, Any]) -> str:
     for name, value in output["coefficients"].items():
         error = errors.get(name)
         spread = None if noise is None else noise.get(name)
-        total = math.hypot(error or 0.0, spread or 0.0) if error is not None or spread is not None else None
+        total = _coefficient_error(output, name)
         interval = (f"[{value - Z_95 * total:.6g}, {value + Z_95 * total:.6g}]"
                     if total is not None and math.isfinite(total) else "-")
         row = [name, f"{value:.6g}", f"{error:.6g}" if error is not None else "-"]
@@ -452,12 +466,15 @@ def _plot(result: Any, path: str) -> None:
         elif result.spec.template == "ols" and output is not None:
             names = list(output["coefficients"])
             values = [output["coefficients"][name] for name in names]
-            errors = output.get("standard_errors") or {}
-            spans = [Z_95 * errors[name] if errors.get(name) is not None else 0.0 for name in names]
+            spans = [Z_95 * (_coefficient_error(output, name) or 0.0) for name in names]
             axes.errorbar(values, range(len(names)), xerr=spans, fmt="o", capsize=4)
             axes.set_yticks(range(len(names)), names)
             axes.axvline(0.0, color="grey", linewidth=0.8)
-            axes.set_xlabel("coefficient (95% interval)")
+            noise = " and DP noise" if output.get("noise_standard_errors") is not None else ""
+            axes.set_xlabel(f"coefficient (95% interval: sampling error{noise})")
+            if output.get("warning"):
+                axes.text(0.5, -0.3, "not reliable: DP noise forced a ridge; see the warning of `pmsr query result`",
+                          transform=axes.transAxes, ha="center", color="firebrick", fontsize=9)
         else:
             axes.bar(range(len(result.values)), result.values, tick_label=list(result.spec.schema))
             axes.tick_params(axis="x", labelrotation=45)

@@ -105,9 +105,14 @@ def plot_wage_study(report: Mapping[str, Any], path: Path) -> Path:
         figure.suptitle(
             f"CPS1988 wage study through the market: {report['owners']:,} owners, {report['aggregators']} "
             f"aggregators ({mode})\nlog(wage) ~ experience + experience^2 + education + ethnicity: "
-            "coefficients with 95% intervals" + ("" if report["exact"] else " (secure: sampling error and DP noise)"),
+            "coefficients with 95% intervals" + ("" if report["exact"] else " (secure: sampling error and DP noise)")
+            + ("\nNOT RELIABLE: the DP noise forced a ridge, so the secure coefficients are biased (see the report)"
+               if section.get("warning") else ""),
             fontsize=11,
         )
+        if section.get("warning"):
+            # The third title line needs room above the coefficient panels.
+            figure.subplots_adjust(top=0.84)
         _save(figure, Path(path))
     finally:
         plt.close(figure)
