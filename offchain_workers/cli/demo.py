@@ -122,11 +122,13 @@ def _check_plot(path: str | None) -> Path | None:
     """Check --plot before the run, so a bad path does not waste a whole market run."""
     if path is None:
         return None
-    if not path.lower().endswith(".png"):
-        raise CliError(f"--plot {path!r} must name a .png file")
     target = Path(path).expanduser().absolute()
+    if target.suffix.lower() != ".png":
+        raise CliError(f"--plot {path!r} must name a .png file, such as wages.png")
     if target.is_dir():
         raise CliError(f"--plot {path!r} is a directory; name a .png file in it")
+    if target.parent.exists() and not target.parent.is_dir():
+        raise CliError(f"--plot {path!r}: {target.parent} is a file, not a directory; choose another path")
     if not target.parent.is_dir():
         raise CliError(f"--plot {path!r}: the directory {target.parent} does not exist; create it or choose another path")
     if not os.access(target.parent, os.W_OK):
@@ -135,6 +137,8 @@ def _check_plot(path: str | None) -> Path | None:
 
 
 def _work_dir(path: str) -> Path:
+    if not path.strip():
+        raise CliError("--workdir is empty; pass a directory (it is created if missing)")
     work_dir = Path(path).expanduser().resolve()
     if work_dir.exists() and not work_dir.is_dir():
         raise CliError(f"--workdir {path!r} is a file, not a directory; pass a directory (it is created if missing)")

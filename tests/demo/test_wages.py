@@ -181,3 +181,25 @@ def test_workdir_on_a_file_is_rejected(tmp_path: Path) -> None:
     assert "--workdir" in result.stderr
     assert "is a file" in result.stderr
     assert existing.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--plot", ".png", "must name a .png file"),
+        ("--workdir", "", "--workdir is empty"),
+    ],
+)
+def test_odd_paths_are_rejected_before_the_run(option: str, value: str, message: str) -> None:
+    result = run_demo("wages", "--owners", "5", option, value)
+    assert result.status == 1
+    assert message in result.stderr
+    assert "==>" not in result.stderr
+
+
+def test_plot_under_a_file_names_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    result = run_demo("wages", "--owners", "5", "--plot", blocker / "x.png")
+    assert result.status == 1
+    assert "is a file, not a directory" in result.stderr
