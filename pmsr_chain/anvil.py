@@ -26,7 +26,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from ._paths import find_anvil
-from ._process import exit_with_parent_hook
+from ._process import exit_with_parent_hook, stop_signals_held
 from .errors import AnvilError, InvalidInputError
 from .rpc import make_web3, rpc_request
 from .transactions import forget_endpoint
@@ -207,14 +207,15 @@ class AnvilNode:
             self._log_file = open(self._log_path, "ab")
         output = self._log_file if self._log_file is not None else subprocess.DEVNULL
         logger.info("starting anvil on 127.0.0.1:%d (chain id %d)", port, self.config.chain_id)
-        self._process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=exit_with_parent_hook(),
-        )
+        with stop_signals_held():
+            self._process = subprocess.Popen(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=exit_with_parent_hook(),
+            )
         self.port = port
         self._web3 = None
         self._wait_until_ready()

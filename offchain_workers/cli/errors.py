@@ -14,7 +14,7 @@ from typing import Any
 from pmsr_chain.errors import ContractRevertError, PmsrError, RpcError, TransactionFailedError
 from pmsr_chain.units import format_ether
 
-__all__ = ["CliError", "UsageError", "WaitInterruptedError", "amount_option", "describe_error", "revert_message"]
+__all__ = ["CliError", "Terminated", "UsageError", "WaitInterruptedError", "amount_option", "describe_error", "revert_message"]
 
 
 class CliError(PmsrError, RuntimeError):
@@ -23,10 +23,19 @@ class CliError(PmsrError, RuntimeError):
     exit_status = 1
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived. It unwinds like Ctrl-C, so every `with` block stops what it started."""
+
+
 class WaitInterruptedError(CliError):
-    """The user pressed Ctrl-C; the exit status is the shell's convention for SIGINT."""
+    """Ctrl-C or SIGTERM stopped a wait; the exit status is the shell's convention for that signal."""
 
     exit_status = 130
+
+    def __init__(self, message: str, *, terminated: bool = False) -> None:
+        super().__init__(message)
+        if terminated:
+            self.exit_status = 143
 
 
 class UsageError(CliError, ValueError):

@@ -17,12 +17,13 @@ import traceback
 from collections.abc import Sequence
 from typing import IO
 
+from pmsr_chain._process import defer_stop_signal
 from pmsr_chain.errors import PmsrError
 
 from . import aggregator, chain, demo, deploy, owner, query, wallet
 from .config import resolve_settings
 from .context import Context
-from .errors import CliError, UsageError, describe_error
+from .errors import CliError, Terminated, UsageError, describe_error
 from .options import ArgumentParser, add_global_options
 from .output import Output
 
@@ -66,12 +67,16 @@ def _print_error(stream: IO[str], message: str) -> None:
     stream.flush()
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived. It unwinds like Ctrl-C, so every `with` block stops what it started."""
-
-
 def _raise_terminated(signum: int, frame: object) -> None:
+    if defer_stop_signal(signum):
+        return
     raise Terminated()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    if defer_stop_signal(signum):
+        return
+    raise KeyboardInterrupt()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,8 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_request.code or 0)
 
     handler = _configure_logging(stderr, debug)
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    previous_handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        previous_handlers = {
+            signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
+            signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupt),
+        }
     try:
         settings = resolve_settings(vars(options))
         context = Context(settings, Output(json_mode=settings.json, stdout=stdout, stderr=stderr))
@@ -118,8 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         logging.getLogger().removeHandler(handler)
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+        for number, previous in previous_handlers.items():
+            signal.signal(number, previous)
 
 
 if __name__ == "__main__":

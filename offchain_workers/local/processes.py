@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from pmsr_chain._process import exit_with_parent_hook
+from pmsr_chain._process import exit_with_parent_hook, stop_signals_held
 from pmsr_chain.errors import PmsrError
 
 __all__ = ["ProcessError", "ServiceProcess", "read_peak_rss_mb", "read_cpu_seconds"]
@@ -140,20 +140,22 @@ class ServiceProcess:
         environment = {**os.environ, **(self.env or {})}
         # Unbuffered output keeps the log complete up to the moment of a SIGKILL.
         environment["PYTHONUNBUFFERED"] = "1"
-        self._process = subprocess.Popen(
-            self.command,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.cwd,
-            env=environment,
-            start_new_session=True,
-            preexec_fn=exit_with_parent_hook(),
-        )
-        self.starts += 1
-        self._terminate_sent = False
-        with _running_lock:
-            _running[self._process.pid] = self
+        # The child is recorded before a held SIGINT or SIGTERM arrives, so the unwinding stops it.
+        with stop_signals_held():
+            self._process = subprocess.Popen(
+                self.command,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.cwd,
+                env=environment,
+                start_new_session=True,
+                preexec_fn=exit_with_parent_hook(),
+            )
+            self.starts += 1
+            self._terminate_sent = False
+            with _running_lock:
+                _running[self._process.pid] = self
         logger.info("started %s (pid %d), log %s", self.name, self._process.pid, self.log_path)
         return self
 
