@@ -35,7 +35,7 @@ from .dp import check_noise_headroom
 from .encoding import MAX_FRACTIONAL_BITS
 from .errors import PrivacyError, SpecError
 from .spec import QuerySpec, build_spec
-from .templates.ols import TRANSFORMS
+from .templates.ols import TRANSFORMS, power_interval
 
 __all__ = [
     "DatasetError",
@@ -301,14 +301,7 @@ def _interval(term: Mapping[str, Any], ranges: Mapping[str, ColumnRange]) -> tup
         high = Decimal(repr(mapped_high)).quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
     center = Fraction(Decimal(term.get("center", "0")))
     scale = Fraction(Decimal(term.get("scale", "1")))
-    return _power((Fraction(low) - center) / scale, (Fraction(high) - center) / scale, int(term.get("power", 1)))
-
-
-def _power(low: Fraction, high: Fraction, power: int) -> tuple[Fraction, Fraction]:
-    ends = (low**power, high**power)
-    if power % 2 == 0 and low < 0 < high:
-        return Fraction(0), max(ends)
-    return min(ends), max(ends)
+    return power_interval((Fraction(low) - center) / scale, (Fraction(high) - center) / scale, int(term.get("power", 1)))
 
 
 def _product(left: tuple[Fraction, Fraction], right: tuple[Fraction, Fraction]) -> tuple[Fraction, Fraction]:
@@ -342,7 +335,7 @@ def ols_clip(
 
 
 def _square(interval: tuple[Fraction, Fraction]) -> tuple[Fraction, Fraction]:
-    return _power(interval[0], interval[1], 2)
+    return power_interval(interval[0], interval[1], 2)
 
 
 def _decimal_text(value: Fraction, rounding: str) -> str:

@@ -22,7 +22,7 @@ from offchain_workers.decimal_strings import format_decimal
 from offchain_workers.encoding import MAX_FRACTIONAL_BITS
 from offchain_workers.errors import SpecError
 from offchain_workers.spec import ENCODED_SUM_LIMIT, MAX_EPSILON_MILLIONTHS, QuerySpec, build_spec
-from offchain_workers.templates.ols import MAX_SCALE, MAX_SCALE_TEXT, MIN_SCALE, MIN_SCALE_TEXT
+from offchain_workers.templates.ols import MAX_SCALE, MAX_SCALE_TEXT, MIN_SCALE, MIN_SCALE_TEXT, power_interval
 
 from .errors import CliError
 from .options import QUOTE_LIMIT, quoted
@@ -276,15 +276,8 @@ def _standardize(
         if center != 0:
             term["center"] = format_decimal(center, "--clip")
         term["scale"] = format_decimal(scale, "--clip")
-        ranges[name] = _power_range((low - center) / scale, (high - center) / scale, term["power"])
+        ranges[name] = power_interval((low - center) / scale, (high - center) / scale, term["power"])
     return ranges
-
-
-def _power_range(low: Fraction, high: Fraction, power: int) -> tuple[Fraction, Fraction]:
-    ends = (low**power, high**power)
-    if power % 2 == 0 and low < 0 < high:
-        return Fraction(0), max(ends)
-    return min(ends), max(ends)
 
 
 def _largest_fractional_bits(magnitude: Fraction) -> int | None:

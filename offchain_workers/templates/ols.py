@@ -31,7 +31,7 @@ from ._ols_solve import LeastSquaresFit, solve_normal_equations
 from ._params import read_bool, read_choice, read_int, read_list, read_object, read_string
 from .base import ColumnUse, Template
 
-__all__ = ["OlsParams", "NumericTerm", "DummyTerm", "OlsTemplate", "TRANSFORMS"]
+__all__ = ["OlsParams", "NumericTerm", "DummyTerm", "OlsTemplate", "TRANSFORMS", "power_interval"]
 
 MAX_TERMS = 64
 MAX_POWER = 4
@@ -192,6 +192,14 @@ class OlsParams:
         return transform, scale, float(response.center_value)
 
 
+def power_interval(low: Fraction, high: Fraction, power: int) -> tuple[Fraction, Fraction]:
+    """Return the range of `x ** power` for x in [low, high]; an even power of a range around 0 starts at 0."""
+    ends = (low**power, high**power)
+    if power % 2 == 0 and low < 0 < high:
+        return Fraction(0), max(ends)
+    return min(ends), max(ends)
+
+
 def _expansion(term: Term) -> list[tuple[str, float]]:
     """Write a term as `[(unstandardized regressor name, weight), ...]`; "intercept" stands for 1."""
     if not isinstance(term, NumericTerm) or not term.standardized:
@@ -263,10 +271,10 @@ def _check_standardization(params: OlsParams, field: str) -> None:
     for index, term in enumerate(params.terms):
         for needed, _ in _expansion(term):
             if needed not in seen:
-                what = "an intercept" if needed == "intercept" else f"the term {needed}"
+                missing = "an intercept" if needed == "intercept" else f"the term {needed}"
                 raise SpecError(
                     f"{field}.terms[{index}].center", term.center if isinstance(term, NumericTerm) else None,
-                    f"a centred {term.name} expands into {what}, which the model lacks; add it or drop the center",
+                    f"a centred {term.name} expands into {missing}, which the model lacks; add it or drop the center",
                 )
     response = params.response
     if response.center_value != 0:
