@@ -1,4 +1,4 @@
-"""What the market's queries can read in an owner's data file: its rows and the kind of each column.
+"""Summary of an owner's data file as queries read it: the row count and the kind of each column.
 
 `pmsr owner register` accepts any table, because it cannot know which columns future queries need.
 It prints this summary so that the owner can check, for example, for a column read as text because

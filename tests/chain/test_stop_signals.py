@@ -29,11 +29,11 @@ def test_sigterm_is_held_until_the_block_ends() -> None:
     try:
         with stop_signals_held():
             os.kill(os.getpid(), signal.SIGTERM)
-            held = list(received)
+            received_inside = list(received)
         delivered = list(received)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert held == []
+    assert received_inside == []
     assert delivered == [signal.SIGTERM]
 
 
